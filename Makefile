@@ -1,0 +1,57 @@
+# sslsuite: ucspi-style TLS wrappers. djb-style configuration: the first
+# line of conf-cc compiles, the first line of conf-ld links. EXTRA_CFLAGS and
+# EXTRA_LDFLAGS are added after them (CI: -Werror; check-asan: sanitizers).
+# Objects and programs go to $(BUILD).
+
+BUILD ?= build
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+EXTRA_CFLAGS ?=
+EXTRA_LDFLAGS ?=
+
+CC := $(shell head -n 1 conf-cc)
+LD := $(shell head -n 1 conf-ld)
+LIBS := -lssl -lcrypto -lskarnet
+
+PROGRAMS := sslserver
+MODULES := log tlsctx tlsenv relay handshake privs app connenv listener engine
+
+HEADERS := $(wildcard src/*.h)
+MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)
+BINS := $(PROGRAMS:%=$(BUILD)/%)
+
+.PHONY: all clean check check-asan demo deps install
+.DELETE_ON_ERROR:
+
+all: $(BINS)
+
+$(BUILD)/%.o: src/%.c $(HEADERS) conf-cc | $(BUILD)
+	$(CC) $(EXTRA_CFLAGS) -c -o $@ $<
+
+$(BUILD)/%: $(BUILD)/%.o $(MODULE_OBJS) conf-ld
+	$(LD) $(EXTRA_LDFLAGS) -o $@ $< $(MODULE_OBJS) $(LIBS)
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+deps:
+	sh tests/deps.sh
+
+check: deps all
+	BUILD=$(abspath $(BUILD)) prove tests/
+
+check-asan: deps
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" EXTRA_LDFLAGS="-fsanitize=address,undefined" all
+	BUILD=$(abspath build-asan) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 prove tests/
+
+demo: deps all
+	sh examples/demo.sh $(abspath $(BUILD))
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	for p in $(PROGRAMS) ; do install -m 755 $(BUILD)/$$p $(DESTDIR)$(BINDIR)/$$p ; done
+	for p in $(PROGRAMS) ; do install -m 644 man/$$p.1 $(DESTDIR)$(MANDIR)/man1/$$p.1 ; done
+
+clean:
+	rm -rf build build-asan

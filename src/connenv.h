@@ -1,0 +1,46 @@
+/* ISC license. */
+#ifndef CONNENV_H
+#define CONNENV_H
+
+#include <netinet/in.h>
+#include <skalibs/stralloc.h>
+
+#define CONNENV_IPFMT 46
+#define CONNENV_PORTFMT 6
+#define CONNENV_HOSTMAX 256
+
+/* What a connection's environment and log lines are made of. Unknown
+   names are empty strings (the variables are then unset, not empty). */
+typedef struct conninfo_s conninfo ;
+struct conninfo_s
+{
+  char localip[CONNENV_IPFMT] ;
+  char localport[CONNENV_PORTFMT] ;
+  char localhost[CONNENV_HOSTMAX] ;
+  char remoteip[CONNENV_IPFMT] ;
+  char remoteport[CONNENV_PORTFMT] ;
+  char remotehost[CONNENV_HOSTMAX] ;
+  char remoteinfo[CONNENV_HOSTMAX] ;
+  int haslocalhost : 1 ;
+  int hasremotehost : 1 ;
+  int hasremoteinfo : 1 ;
+} ;
+
+/* Formats an address: IPv4-mapped IPv6 addresses are shown dotted. */
+extern void connenv_fmtaddr (struct sockaddr_storage const *, char *ip, char *port) ;
+
+/* Fills the addresses of a connected socket; 0 on failure. */
+extern int connenv_fromsocket (conninfo *, int fd) ;
+
+/* Reverse lookup of ip into host (lower-cased); with paranoid, the name
+   must also resolve back to ip. Returns 1 if a name was found. */
+extern int connenv_reverse (char const *ip, int paranoid, char *host, size_t hostlen) ;
+
+/* Appends the UCSPI modifiers: PROTO=SSL, SSLLOCAL*, SSLREMOTE* and, with
+   tcpenv, the TCP* copies. Returns 0 on allocation failure. */
+extern int connenv_modifiers (stralloc *, conninfo const *, int tcpenv) ;
+
+/* Logs "PROG: what PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT". */
+extern void connenv_log (char const *what, char const *pid, conninfo const *) ;
+
+#endif

@@ -1,0 +1,41 @@
+/* ISC license. */
+#ifndef ENGINE_H
+#define ENGINE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <openssl/ssl.h>
+
+#include "privs.h"
+
+/*
+ * One connection, from an accepted socket to the application's exit status
+ * (DESIGN.md section 3, steps 3 and 4): forks the application process, then
+ * becomes the TLS engine under its own identity.
+ */
+typedef struct engine_s engine ;
+struct engine_s
+{
+  SSL_CTX *ctx ;
+  int netr ;                    /* network, read side */
+  int netw ;                    /* network, write side (the same socket under sslserver) */
+  char const *const *argv ;     /* the application */
+  char const *const *envp ;     /* its base environment */
+  char const *connmodifs ;      /* connection variables, skalibs modifier format */
+  size_t connmodiflen ;
+  char const *banner ;          /* -B, or 0 */
+  uid_t appuid ;                /* -u, 0 = keep */
+  gid_t appgid ;                /* -g, 0 = keep */
+  privs_engine tls ;            /* SSL_UID, SSL_GID, SSL_CHROOT */
+  unsigned int handshaketimeout ;
+  unsigned int idletimeout ;
+  unsigned int clientcert ;     /* TLSCTX_CLIENTCERT_* */
+  char const *remotehost ;      /* for -z, or 0 */
+  char const *remoteip ;        /* for log lines */
+  char const *pid ;             /* for log lines */
+  int sslenv ;                  /* -s: SSL_* in the application's environment */
+} ;
+
+extern void engine_run (engine const *) __attribute__((noreturn)) ;
+
+#endif

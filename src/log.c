@@ -1,0 +1,87 @@
+/* ISC license. */
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include <skalibs/strerr.h>
+
+#include "log.h"
+
+#define LOG_LINE_MAX 4096
+
+unsigned int verbosity = 1 ;
+
+static void log_write (char const *const *v, unsigned int n, char const *tail)
+{
+  char buf[LOG_LINE_MAX] ;
+  size_t len = 0 ;
+  char const *prefix[2] = { PROG, ": " } ;
+  for (unsigned int i = 0 ; i < 2 + n + 1 ; i++)
+  {
+    char const *s = i < 2 ? prefix[i] : i < 2 + n ? v[i-2] : tail ;
+    size_t l ;
+    if (!s) continue ;
+    l = strlen(s) ;
+    if (l > LOG_LINE_MAX - 1 - len) l = LOG_LINE_MAX - 1 - len ;
+    memcpy(buf + len, s, l) ;
+    len += l ;
+  }
+  buf[len++] = '\n' ;
+  while (write(2, buf, len) == -1 && errno == EINTR) ;
+}
+
+void log_linev (char const *const *v, unsigned int n)
+{
+  int e = errno ;
+  log_write(v, n, 0) ;
+  errno = e ;
+}
+
+void log_dielinev (int e, int withsys, char const *const *v, unsigned int n)
+{
+  if (verbosity)
+  {
+    if (withsys)
+    {
+      char const *err = strerror(errno) ;
+      char const *w[n + 2] ;
+      for (unsigned int i = 0 ; i < n ; i++) w[i] = v[i] ;
+      w[n] = ": " ;
+      w[n+1] = err ;
+      log_write(w, n + 2, 0) ;
+    }
+    else log_write(v, n, 0) ;
+  }
+  _exit(e) ;
+}
+
+ /* The earliest error in OpenSSL's queue is the cause; later ones are context. */
+char const *log_tlserror (void)
+{
+  static char buf[256] ;
+  unsigned long code = ERR_get_error() ;
+  char const *reason ;
+  if (!code) return "no error reported by the TLS library" ;
+  reason = ERR_reason_error_string(code) ;
+  if (reason) strncpy(buf, reason, sizeof(buf) - 1) ;
+  else ERR_error_string_n(code, buf, sizeof(buf)) ;
+  ERR_clear_error() ;
+  return buf ;
+}
+
+char const *log_sanitize (char *buf, char const *s, unsigned int keepcolon)
+{
+  size_t i = 0 ;
+  if (!s) { buf[0] = 0 ; return buf ; }
+  for (; s[i] && i < LOG_FIELD_MAX ; i++)
+  {
+    unsigned char c = s[i] ;
+    buf[i] = c < 33 || c > 126 || c == '%' || (c == ':' && !keepcolon) ? '?' : c ;
+  }
+  if (s[i]) { memcpy(buf + i, "...", 3) ; i += 3 ; }
+  buf[i] = 0 ;
+  return buf ;
+}

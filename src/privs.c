@@ -1,0 +1,43 @@
+/* ISC license. */
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <skalibs/env.h>
+#include <skalibs/setgroups.h>
+
+#include "log.h"
+#include "privs.h"
+
+void privs_drop (char const *root, gid_t gid, uid_t uid)
+{
+  if (root && *root)
+  {
+    if (chroot(root) == -1) dieu_sys(111, "chroot to ", root) ;
+    if (chdir("/") == -1) dieu_sys(111, "chdir to / in ", root) ;
+  }
+  if (gid && setgroups_and_gid(gid, 1, &gid) == -1) dieu_sys(111, "set gid") ;
+  if (uid && setuid(uid) == -1) dieu_sys(111, "set uid") ;
+}
+
+int privs_envid (char const *name, char const *s, unsigned int *id)
+{
+  char *end ;
+  unsigned long n ;
+  if (!s || !*s) return 0 ;
+  n = strtoul(s, &end, 10) ;
+  if (*end || n > 0x7fffffffUL) die_x(100, "invalid ", name, ": ", s, ": expected a numeric id") ;
+  *id = n ;
+  return 1 ;
+}
+
+void privs_engine_from_env (privs_engine *p, char const *const *envp, uid_t appuid, gid_t appgid)
+{
+  unsigned int id ;
+  p->uid = appuid ;
+  p->gid = appgid ;
+  if (privs_envid("SSL_UID", env_get2(envp, "SSL_UID"), &id) || privs_envid("TLS_UID", env_get2(envp, "TLS_UID"), &id)) p->uid = id ;
+  if (privs_envid("SSL_GID", env_get2(envp, "SSL_GID"), &id) || privs_envid("TLS_GID", env_get2(envp, "TLS_GID"), &id)) p->gid = id ;
+  p->root = env_get2(envp, "SSL_CHROOT") ;
+  if (p->root && !*p->root) p->root = 0 ;
+}

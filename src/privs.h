@@ -1,0 +1,27 @@
+/* ISC license. */
+#ifndef PRIVS_H
+#define PRIVS_H
+
+#include <sys/types.h>
+
+/* chroot(root) and chdir("/") if root is set, then supplementary groups =
+   { gid } and setgid(gid) if gid is nonzero, then setuid(uid) if uid is
+   nonzero. Dies 111 with a one-line message on failure. */
+extern void privs_drop (char const *root, gid_t gid, uid_t uid) ;
+
+/* Reads a numeric id from a variable: 1 = set and valid, 0 = unset,
+   dies 100 on a value that is not a number. */
+extern int privs_envid (char const *name, char const *s, unsigned int *id) ;
+
+/* The engine's identity: SSL_UID/SSL_GID (or the s6 spellings TLS_UID and
+   TLS_GID) and SSL_CHROOT from envp, else the application's -u/-g. */
+typedef struct privs_engine_s privs_engine ;
+struct privs_engine_s
+{
+  uid_t uid ;
+  gid_t gid ;
+  char const *root ;
+} ;
+extern void privs_engine_from_env (privs_engine *, char const *const *envp, uid_t appuid, gid_t appgid) ;
+
+#endif

@@ -1,0 +1,26 @@
+/* ISC license. */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <openssl/ssl.h>
+
+#define RELAY_BUFSIZE 65536
+
+#define RELAY_DONE 0
+#define RELAY_TIMEOUT 1
+#define RELAY_ERROR 2
+
+/*
+ * Moves cleartext between a TLS session (network read fd netr, write fd netw,
+ * the same socket under sslserver) and the application (toapp: the write end
+ * of its stdin pipe; fromapp: the read end of its stdout pipe) until both
+ * directions are finished:
+ *  - the application's EOF becomes a close_notify once its bytes are sent;
+ *  - the peer's close_notify (or EOF) becomes EOF on the application's stdin;
+ *  - an application that has closed its stdin gets no more bytes.
+ * idlesecs (0 = none) bounds the time without any byte moving either way.
+ * Closes toapp and fromapp. On RELAY_ERROR, *why says what failed.
+ */
+extern int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, unsigned int idlesecs, char const **why) ;
+
+#endif

@@ -1,0 +1,353 @@
+/* ISC license. */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include <skalibs/allreadwrite.h>
+#include <skalibs/djbunix.h>
+#include <skalibs/env.h>
+#include <skalibs/iopause.h>
+#include <skalibs/selfpipe.h>
+#include <skalibs/sgetopt.h>
+#include <skalibs/sig.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/tai.h>
+#include <skalibs/types.h>
+
+#include "log.h"
+#include "tlsctx.h"
+#include "connenv.h"
+#include "listener.h"
+#include "privs.h"
+#include "engine.h"
+
+#define USAGE "sslserver [ -1346UXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
+#define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
+
+extern char **environ ;
+
+typedef struct options_s options ;
+struct options_s
+{
+  unsigned int limit ;
+  unsigned int backlog ;
+  unsigned int identtimeout ;
+  unsigned int handshaketimeout ;
+  unsigned int idletimeout ;
+  char const *banner ;
+  char const *localname ;
+  char const *rules ;
+  uid_t uid ;
+  gid_t gid ;
+  unsigned int clientcert ;
+  int printport : 1 ;
+  int password : 1 ;
+  int prefer4 : 1 ;
+  int prefer6 : 1 ;
+  int envuidgid : 1 ;
+  int rulesoptional : 1 ;
+  int paranoid : 1 ;
+  int dns : 1 ;
+  int ident : 1 ;
+  int keepipoptions : 1 ;
+  int nagle : 1 ;
+  int tcpenv : 1 ;
+  int sslenv : 1 ;
+  int deferred : 2 ;            /* -1 = by UCSPITLS, 0 = -N, 1 = -n */
+} ;
+
+static unsigned int number (char const *s, char opt, unsigned int min)
+{
+  char *end ;
+  unsigned long n ;
+  if (!*s) dieusage() ;
+  n = strtoul(s, &end, 10) ;
+  if (*end || n < min || n > 0x7fffffffUL)
+  {
+    char o[2] = { opt, 0 } ;
+    die_x(100, "invalid argument for -", o, ": ", s) ;
+  }
+  return n ;
+}
+
+static void parse_options (int *argc, char const *const **argv, options *o)
+{
+  subgetopt l = SUBGETOPT_ZERO ;
+  for (;;)
+  {
+    int opt = subgetopt_r(*argc, *argv, "1346UXpPhHrRoOdDqQvVeEsSnNmzZc:x:B:g:u:b:l:t:T:w:", &l) ;
+    if (opt == -1) break ;
+    switch (opt)
+    {
+      case '1' : o->printport = 1 ; break ;
+      case '3' : o->password = 1 ; break ;
+      case '4' : o->prefer4 = 1 ; o->prefer6 = 0 ; break ;
+      case '6' : o->prefer6 = 1 ; o->prefer4 = 0 ; break ;
+      case 'U' : o->envuidgid = 1 ; break ;
+      case 'X' : o->rulesoptional = 1 ; break ;
+      case 'p' : o->paranoid = 1 ; break ;
+      case 'P' : o->paranoid = 0 ; break ;
+      case 'h' : o->dns = 1 ; break ;
+      case 'H' : o->dns = 0 ; break ;
+      case 'r' : o->ident = 1 ; break ;
+      case 'R' : o->ident = 0 ; break ;
+      case 'o' : o->keepipoptions = 1 ; break ;
+      case 'O' : o->keepipoptions = 0 ; break ;
+      case 'd' : o->nagle = 1 ; break ;
+      case 'D' : o->nagle = 0 ; break ;
+      case 'q' : verbosity = 0 ; break ;
+      case 'Q' : verbosity = 1 ; break ;
+      case 'v' : verbosity = 2 ; break ;
+      case 'V' : verbosity = 3 ; break ;
+      case 'e' : o->tcpenv = 1 ; break ;
+      case 'E' : o->tcpenv = 0 ; break ;
+      case 's' : o->sslenv = 1 ; break ;
+      case 'S' : o->sslenv = 0 ; break ;
+      case 'n' : o->deferred = 1 ; break ;
+      case 'N' : o->deferred = 0 ; break ;
+      case 'm' : o->clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
+      case 'z' : o->clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
+      case 'Z' : o->clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
+      case 'c' : o->limit = number(l.arg, 'c', 1) ; break ;
+      case 'x' : o->rules = l.arg ; break ;
+      case 'B' : o->banner = l.arg ; break ;
+      case 'g' : o->gid = number(l.arg, 'g', 0) ; break ;
+      case 'u' : o->uid = number(l.arg, 'u', 0) ; break ;
+      case 'b' : o->backlog = number(l.arg, 'b', 1) ; break ;
+      case 'l' : o->localname = l.arg ; break ;
+      case 't' : o->identtimeout = number(l.arg, 't', 0) ; break ;
+      case 'T' : o->handshaketimeout = number(l.arg, 'T', 0) ; break ;
+      case 'w' : o->idletimeout = number(l.arg, 'w', 0) ; break ;
+      default : dieusage() ;
+    }
+  }
+  *argc -= l.ind ; *argv += l.ind ;
+}
+
+ /* -3: the key passphrase, terminated by NUL, newline or EOF, on fd 3. */
+static char *read_password (void)
+{
+  static char pw[1024] ;
+  size_t len = 0 ;
+  for (;;)
+  {
+    ssize_t r = read(3, pw + len, sizeof(pw) - 1 - len) ;
+    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "read password from descriptor 3") ; }
+    if (!r) break ;
+    len += r ;
+    if (memchr(pw, 0, len) || memchr(pw, '\n', len)) break ;
+    if (len == sizeof(pw) - 1) die_x(111, "password too long") ;
+  }
+  fd_close(3) ;
+  pw[len] = 0 ;
+  pw[strcspn(pw, "\n")] = 0 ;
+  return pw ;
+}
+
+static SSL_CTX *make_ctx (options const *o, char const *password, unsigned char const *sidctx, char *err, size_t errlen)
+{
+  tlsctx_config cfg = { .clientcert = o->clientcert, .password = password, .sidctx = sidctx, .sidctxlen = 32 } ;
+  return tlsctx_server((char const *const *)environ, &cfg, err, errlen) ;
+}
+
+ /* The connection process: everything between accept and the engine. */
+static void connection (int fd, options const *o, SSL_CTX *ctx, char const *const *argv)
+{
+  conninfo ci = { .haslocalhost = 0 } ;
+  char pid[PID_FMT] ;
+  stralloc modifs = STRALLOC_ZERO ;
+  engine e ;
+  int one = 1 ;
+
+  pid[pid_fmt(pid, getpid())] = 0 ;
+  if (!connenv_fromsocket(&ci, fd)) dieu_sys(111, "get connection addresses") ;
+  log_status("pid ", pid, " from ", ci.remoteip) ;
+  if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
+  if (!o->keepipoptions && !strchr(ci.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
+  if (o->localname)
+  {
+    size_t n = strlen(o->localname) ;
+    if (n >= sizeof(ci.localhost)) n = sizeof(ci.localhost) - 1 ;
+    memcpy(ci.localhost, o->localname, n) ;
+    ci.localhost[n] = 0 ;
+    ci.haslocalhost = 1 ;
+  }
+  else if (o->dns) ci.haslocalhost = connenv_reverse(ci.localip, 0, ci.localhost, sizeof(ci.localhost)) ;
+  if (o->dns) ci.hasremotehost = connenv_reverse(ci.remoteip, o->paranoid, ci.remotehost, sizeof(ci.remotehost)) ;
+  connenv_log("ok", pid, &ci) ;
+  if (!connenv_modifiers(&modifs, &ci, o->tcpenv)) dieu_sys(111, "build the environment") ;
+
+  e.ctx = ctx ;
+  e.netr = e.netw = fd ;
+  e.argv = argv ;
+  e.envp = (char const *const *)environ ;
+  e.connmodifs = modifs.s ;
+  e.connmodiflen = modifs.len ;
+  e.banner = o->banner ;
+  e.appuid = o->uid ;
+  e.appgid = o->gid ;
+  privs_engine_from_env(&e.tls, e.envp, o->uid, o->gid) ;
+  e.handshaketimeout = o->handshaketimeout ;
+  e.idletimeout = o->idletimeout ;
+  e.clientcert = tlsctx_clientcert(e.envp, o->clientcert) ;
+  e.remotehost = ci.hasremotehost ? ci.remotehost : 0 ;
+  e.remoteip = ci.remoteip ;
+  e.pid = pid ;
+  e.sslenv = o->sslenv ;
+  engine_run(&e) ;
+}
+
+static void log_status_count (unsigned int n, unsigned int limit)
+{
+  char a[UINT_FMT], b[UINT_FMT] ;
+  a[uint_fmt(a, n)] = 0 ;
+  b[uint_fmt(b, limit)] = 0 ;
+  log_status("status: ", a, "/", b) ;
+}
+
+int main (int argc, char const *const *argv)
+{
+  options o =
+  {
+    .limit = 40, .backlog = 20, .identtimeout = 26, .handshaketimeout = 26, .idletimeout = 3600,
+    .dns = 1, .sslenv = 1, .deferred = -1,
+  } ;
+  char const *password = 0 ;
+  unsigned char sidctx[32] ;
+  char err[1024] ;
+  char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
+  unsigned int children = 0 ;
+  SSL_CTX *ctx ;
+  int lfd, spfd ;
+
+  PROG = "sslserver" ;
+  parse_options(&argc, &argv, &o) ;
+  if (argc < 3 || !*argv[0]) dieusage() ;
+  if (o.rules) die_x(100, "rules files (-x) are not supported yet") ;
+  if (o.deferred == 1) die_x(100, "deferred TLS (-n) is not supported yet") ;
+  if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
+  if (fcntl(1, F_GETFD) == -1 && open("/dev/null", O_WRONLY) == -1) dieu_sys(111, "open /dev/null") ;
+  if (o.envuidgid)
+  {
+    unsigned int id ;
+    if (privs_envid("UID", getenv("UID"), &id)) o.uid = id ; else die_x(100, "-U needs $UID") ;
+    if (privs_envid("GID", getenv("GID"), &id)) o.gid = id ; else die_x(100, "-U needs $GID") ;
+  }
+  if (o.password) password = read_password() ;
+
+  {
+    EVP_MD_CTX *md = EVP_MD_CTX_new() ;
+    unsigned int len = 32 ;
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), 0)) dieu_tls(111, "compute the session id context") ;
+    for (int i = -2 ; i < argc ; i++)
+    {
+      char const *s = i == -2 ? "sslserver" : i == -1 ? "" : argv[i] ;
+      EVP_DigestUpdate(md, s, strlen(s) + 1) ;
+    }
+    if (!EVP_DigestFinal_ex(md, sidctx, &len)) dieu_tls(111, "compute the session id context") ;
+    EVP_MD_CTX_free(md) ;
+  }
+  ctx = make_ctx(&o, password, sidctx, err, sizeof(err)) ;
+  if (!ctx) die_x(111, err) ;
+
+  lfd = listener_open(argv[0], argv[1], o.prefer4, o.prefer6, o.backlog, ip, port) ;
+  if (o.printport)
+  {
+    size_t iplen = strlen(ip), portlen = strlen(port) ;
+    char line[CONNENV_IPFMT + 3 + CONNENV_PORTFMT + 1] ;
+    memcpy(line, ip, iplen) ;
+    memcpy(line + iplen, " : ", 3) ;
+    memcpy(line + iplen + 3, port, portlen) ;
+    line[iplen + 3 + portlen] = '\n' ;
+    if (allwrite(1, line, iplen + portlen + 4) < iplen + portlen + 4) dieu_sys(111, "write to stdout") ;
+  }
+  {
+    int null = open("/dev/null", O_RDWR) ;
+    if (null == -1 || fd_copy(0, null) == -1 || fd_copy(1, null) == -1) dieu_sys(111, "redirect stdin and stdout to /dev/null") ;
+    if (null > 2) fd_close(null) ;
+  }
+
+  spfd = selfpipe_init() ;
+  if (spfd == -1) dieu_sys(111, "init selfpipe") ;
+  {
+    sigset_t set ;
+    sigemptyset(&set) ;
+    sigaddset(&set, SIGCHLD) ;
+    sigaddset(&set, SIGTERM) ;
+    sigaddset(&set, SIGHUP) ;
+    if (!selfpipe_trapset(&set)) dieu_sys(111, "trap signals") ;
+  }
+  tain_now_set_stopwatch_g() ;
+  log_status_count(0, o.limit) ;
+
+  for (;;)
+  {
+    iopause_fd x[2] = { { .fd = spfd, .events = IOPAUSE_READ }, { .fd = lfd, .events = IOPAUSE_READ } } ;
+    int r = iopause_g(x, children < o.limit ? 2 : 1, 0) ;
+    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
+    if (x[0].revents)
+    {
+      for (;;)
+      {
+        int sig = selfpipe_read() ;
+        if (sig == -1) dieu_sys(111, "read selfpipe") ;
+        if (!sig) break ;
+        if (sig == SIGTERM) _exit(0) ;
+        if (sig == SIGHUP)
+        {
+          SSL_CTX *fresh = make_ctx(&o, password, sidctx, err, sizeof(err)) ;
+          if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; log_status("reloaded TLS material") ; }
+          else log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
+        }
+        if (sig == SIGCHLD)
+        {
+          for (;;)
+          {
+            int wstat ;
+            pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
+            char a[PID_FMT], b[UINT_FMT] ;
+            if (pid <= 0) break ;
+            if (children) children-- ;
+            a[pid_fmt(a, pid)] = 0 ;
+            b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
+            log_status("end ", a, " status ", b) ;
+            log_status_count(children, o.limit) ;
+          }
+        }
+      }
+    }
+    if (children < o.limit && x[1].revents)
+    {
+      pid_t pid ;
+      int fd = accept4(lfd, 0, 0, SOCK_CLOEXEC) ;
+      if (fd == -1)
+      {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
+        continue ;
+      }
+      pid = fork() ;
+      if (pid == -1) { log_warn("unable to fork: ", strerror(errno)) ; fd_close(fd) ; continue ; }
+      if (!pid)
+      {
+        selfpipe_finish() ;
+        fd_close(lfd) ;
+        connection(fd, &o, ctx, argv + 2) ;
+      }
+      fd_close(fd) ;
+      children++ ;
+      log_status_count(children, o.limit) ;
+    }
+  }
+}

@@ -1,0 +1,187 @@
+/* ISC license. */
+
+#include <string.h>
+#include <stdio.h>
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include <skalibs/env.h>
+
+#include "log.h"
+#include "tlsctx.h"
+
+static char const *envval (char const *const *envp, char const *name)
+{
+  char const *s = env_get2(envp, name) ;
+  return s && *s ? s : 0 ;
+}
+
+static int fail (char *err, size_t errlen, char const *what, char const *arg, char const *reason)
+{
+  snprintf(err, errlen, "%s%s%s%s%s", what, arg ? ": " : "", arg ? arg : "", reason ? ": " : "", reason ? reason : "") ;
+  return 0 ;
+}
+
+static int version_scan (char const *s, int *v)
+{
+  static struct { char const *name ; int v ; } const table[] =
+  {
+    { "TLSv1", TLS1_VERSION }, { "TLSv1.0", TLS1_VERSION }, { "1.0", TLS1_VERSION },
+    { "TLSv1.1", TLS1_1_VERSION }, { "1.1", TLS1_1_VERSION },
+    { "TLSv1.2", TLS1_2_VERSION }, { "1.2", TLS1_2_VERSION },
+    { "TLSv1.3", TLS1_3_VERSION }, { "1.3", TLS1_3_VERSION },
+  } ;
+  for (size_t i = 0 ; i < sizeof(table) / sizeof(table[0]) ; i++)
+    if (!strcasecmp(s, table[i].name)) { *v = table[i].v ; return 1 ; }
+  return 0 ;
+}
+
+ /* ucspi-ssl 0.13 hands CIPHERS to the TLS 1.3 suite setter; an env file
+    written for it holds only TLS_* names. Accept that spelling. */
+static int only_tls13_names (char const *s)
+{
+  for (;;)
+  {
+    if (strncmp(s, "TLS_", 4)) return 0 ;
+    s = strchr(s, ':') ;
+    if (!s) return 1 ;
+    s++ ;
+  }
+}
+
+static int password_cb (char *buf, int size, int rwflag, void *data)
+{
+  char const *pw = data ;
+  size_t len ;
+  if (!pw) return -1 ;
+  len = strlen(pw) ;
+  if (len > (size_t)size) return -1 ;
+  memcpy(buf, pw, len) ;
+  return (int)len ;
+}
+
+unsigned int tlsctx_clientcert (char const *const *envp, unsigned int requested)
+{
+  char const *cca = envval(envp, "CCAFILE") ;
+  return cca && !strcmp(cca, "-") ? TLSCTX_CLIENTCERT_NONE : requested ;
+}
+
+static int load_dh (SSL_CTX *ctx, char const *file, char *err, size_t errlen)
+{
+  EVP_PKEY *dh ;
+  BIO *bio = BIO_new_file(file, "r") ;
+  if (!bio) return fail(err, errlen, "unable to read DH parameters", file, log_tlserror()) ;
+  dh = PEM_read_bio_Parameters(bio, 0) ;
+  BIO_free(bio) ;
+  if (!dh) return fail(err, errlen, "unable to read DH parameters", file, log_tlserror()) ;
+  if (!SSL_CTX_set0_tmp_dh_pkey(ctx, dh))
+  {
+    EVP_PKEY_free(dh) ;
+    return fail(err, errlen, "unable to set DH parameters", file, log_tlserror()) ;
+  }
+  return 1 ;
+}
+
+static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
+{
+  char const *certfile = envval(envp, "CERTFILE") ;
+  char const *chainfile = envval(envp, "CERTCHAINFILE") ;
+  char const *keyfile = envval(envp, "KEYFILE") ;
+  char const *ciphers = envval(envp, "CIPHERS") ;
+  char const *suites = envval(envp, "CIPHERSUITES") ;
+  char const *groups = envval(envp, "GROUPS") ;
+  char const *dhfile = envval(envp, "DHFILE") ;
+  char const *s ;
+  int minv = TLS1_2_VERSION, maxv = 0 ;
+  unsigned int clientcert = tlsctx_clientcert(envp, cfg->clientcert) ;
+
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF) ;
+  SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE) ;
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS) ;
+
+  s = envval(envp, "TLSMINVERSION") ;
+  if (s && !version_scan(s, &minv)) return fail(err, errlen, "invalid TLSMINVERSION", s, "use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3") ;
+  s = envval(envp, "TLSMAXVERSION") ;
+  if (s && !version_scan(s, &maxv)) return fail(err, errlen, "invalid TLSMAXVERSION", s, "use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3") ;
+  if (maxv && maxv < minv) return fail(err, errlen, "TLSMAXVERSION is below TLSMINVERSION", 0, 0) ;
+  if (!SSL_CTX_set_min_proto_version(ctx, minv) || !SSL_CTX_set_max_proto_version(ctx, maxv))
+    return fail(err, errlen, "unable to set protocol versions", 0, log_tlserror()) ;
+
+  if (ciphers && only_tls13_names(ciphers))
+  {
+    if (!suites) suites = ciphers ;
+    ciphers = 0 ;
+  }
+  if (!ciphers) ciphers = minv < TLS1_2_VERSION ? TLSCTX_CIPHERS_LEGACY : TLSCTX_CIPHERS ;
+  if (!SSL_CTX_set_cipher_list(ctx, ciphers)) return fail(err, errlen, "unable to set cipher list", ciphers, log_tlserror()) ;
+  if (!suites) suites = TLSCTX_CIPHERSUITES ;
+  if (!SSL_CTX_set_ciphersuites(ctx, suites)) return fail(err, errlen, "unable to set TLS 1.3 ciphersuites", suites, log_tlserror()) ;
+  if (!groups) groups = TLSCTX_GROUPS ;
+  if (!SSL_CTX_set1_groups_list(ctx, groups)) return fail(err, errlen, "unable to set groups", groups, log_tlserror()) ;
+
+  SSL_CTX_set_dh_auto(ctx, 1) ;
+  if (dhfile && !load_dh(ctx, dhfile, err, errlen)) return 0 ;
+
+  SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)cfg->password) ;
+  if (chainfile) certfile = chainfile ;
+  else if (!certfile) return fail(err, errlen, "no certificate: CERTFILE is not set", 0, 0) ;
+  if (!keyfile) keyfile = envval(envp, "CERTFILE") ? envval(envp, "CERTFILE") : certfile ;
+  if (!SSL_CTX_use_certificate_chain_file(ctx, certfile))
+    return fail(err, errlen, "unable to load certificate", certfile, log_tlserror()) ;
+  if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
+    return fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
+  if (!SSL_CTX_check_private_key(ctx))
+  {
+    ERR_clear_error() ;
+    return fail(err, errlen, "key does not match certificate", keyfile, certfile) ;
+  }
+
+  if (clientcert)
+  {
+    char const *cafile = envval(envp, "CAFILE") ;
+    char const *cadir = envval(envp, "CADIR") ;
+    char const *ccafile = envval(envp, "CCAFILE") ;
+    unsigned int depth = TLSCTX_VERIFYDEPTH ;
+    s = envval(envp, "VERIFYDEPTH") ;
+    if (s)
+    {
+      char *end ;
+      unsigned long n = strtoul(s, &end, 10) ;
+      if (*end || n > 100) return fail(err, errlen, "invalid VERIFYDEPTH", s, "expected a number of certificates") ;
+      depth = n ;
+    }
+    if (!cafile && !cadir) return fail(err, errlen, "client certificates (-m or -z) need CAFILE or CADIR", 0, 0) ;
+    if (!SSL_CTX_load_verify_locations(ctx, cafile, cadir))
+      return fail(err, errlen, "unable to load CA list", cafile ? cafile : cadir, log_tlserror()) ;
+    if (!ccafile) ccafile = cafile ;
+    if (ccafile)
+    {
+      STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ccafile) ;
+      if (!names) return fail(err, errlen, "unable to load client CA list", ccafile, log_tlserror()) ;
+      SSL_CTX_set_client_CA_list(ctx, names) ;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT | SSL_VERIFY_CLIENT_ONCE, 0) ;
+    SSL_CTX_set_verify_depth(ctx, depth) ;
+  }
+
+  if (!SSL_CTX_set_session_id_context(ctx, cfg->sidctx, cfg->sidctxlen))
+    return fail(err, errlen, "unable to set session id context", 0, log_tlserror()) ;
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF) ;
+  return 1 ;
+}
+
+SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
+{
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method()) ;
+  if (!ctx) { fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ; return 0 ; }
+  if (!setup(ctx, envp, cfg, err, errlen))
+  {
+    SSL_CTX_free(ctx) ;
+    ERR_clear_error() ;
+    return 0 ;
+  }
+  return ctx ;
+}

@@ -1,0 +1,40 @@
+/* ISC license. */
+#ifndef TLSCTX_H
+#define TLSCTX_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+/* The defaults of DESIGN.md section 8: mail in 2026. */
+#define TLSCTX_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+/* With TLSMINVERSION below 1.2 the AEAD list alone cannot be negotiated:
+   add the ECDHE CBC suites and lower OpenSSL's security level (SHA-1). */
+#define TLSCTX_CIPHERS_LEGACY TLSCTX_CIPHERS ":ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:@SECLEVEL=0"
+#define TLSCTX_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLSCTX_GROUPS "X25519:P-256:P-384"
+#define TLSCTX_VERIFYDEPTH 5
+
+#define TLSCTX_CLIENTCERT_NONE 0
+#define TLSCTX_CLIENTCERT_REQUIRE 1   /* -m */
+#define TLSCTX_CLIENTCERT_MATCHHOST 2 /* -z: require, and match the remote host name */
+
+typedef struct tlsctx_config_s tlsctx_config, *tlsctx_config_ref ;
+struct tlsctx_config_s
+{
+  unsigned int clientcert ;
+  char const *password ;       /* key passphrase (-3), or 0 */
+  unsigned char const *sidctx ; /* session id context, distinct per service */
+  unsigned int sidctxlen ;
+} ;
+
+/* Builds a server context from the variables of envp (CERTFILE, KEYFILE,
+   CERTCHAINFILE, CAFILE, CADIR, CCAFILE, VERIFYDEPTH, CIPHERS, CIPHERSUITES,
+   TLSMINVERSION, TLSMAXVERSION, GROUPS, DHFILE). Returns 0 and a one-line
+   reason in err on failure. */
+extern SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *, char *err, size_t errlen) ;
+
+/* The client-certificate mode a context was built with: CCAFILE=- turns a
+   requested client certificate off, as in ucspi-ssl. */
+extern unsigned int tlsctx_clientcert (char const *const *envp, unsigned int requested) ;
+
+#endif

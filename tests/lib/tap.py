@@ -1,0 +1,63 @@
+"""Minimal TAP producer for the test scripts (run by prove)."""
+import atexit
+import re
+import sys
+
+_count = 0
+_failed = 0
+_planned = None
+
+
+def plan(n):
+    global _planned
+    _planned = n
+    print("1..%d" % n, flush=True)
+
+
+def skip_all(reason):
+    print("1..0 # SKIP %s" % reason, flush=True)
+    sys.exit(0)
+
+
+def diag(msg):
+    for line in str(msg).splitlines() or [""]:
+        print("# " + line, flush=True)
+
+
+def ok(cond, name, detail=None):
+    global _count, _failed
+    _count += 1
+    if cond:
+        print("ok %d - %s" % (_count, name), flush=True)
+    else:
+        _failed += 1
+        print("not ok %d - %s" % (_count, name), flush=True)
+        if detail is not None:
+            diag(detail)
+    return bool(cond)
+
+
+def is_(got, expected, name):
+    return ok(got == expected, name, "got:      %r\nexpected: %r" % (got, expected))
+
+
+def like(got, pattern, name):
+    return ok(got is not None and re.search(pattern, got, re.M) is not None, name,
+              "got:      %r\npattern:  %r" % (got, pattern))
+
+
+def unlike(got, pattern, name):
+    return ok(got is None or re.search(pattern, got, re.M) is None, name,
+              "got:      %r\nunwanted: %r" % (got, pattern))
+
+
+def _finish():
+    if _planned is None:
+        print("1..%d" % _count, flush=True)
+    if _failed:
+        sys.stdout.flush()
+        import os
+        os._exit(1)
+
+
+atexit.register(_finish)
