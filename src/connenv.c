@@ -96,11 +96,11 @@ static int addvar (stralloc *sa, char const *prefix, char const *name, char cons
 
 static int addset (stralloc *sa, char const *prefix, conninfo const *ci)
 {
-  return addvar(sa, prefix, "LOCALIP", ci->localip, 1)
-      && addvar(sa, prefix, "LOCALPORT", ci->localport, 1)
+  return addvar(sa, prefix, "LOCALIP", ci->localip, !!ci->localip[0])
+      && addvar(sa, prefix, "LOCALPORT", ci->localport, !!ci->localport[0])
       && addvar(sa, prefix, "LOCALHOST", ci->localhost, ci->haslocalhost)
-      && addvar(sa, prefix, "REMOTEIP", ci->remoteip, 1)
-      && addvar(sa, prefix, "REMOTEPORT", ci->remoteport, 1)
+      && addvar(sa, prefix, "REMOTEIP", ci->remoteip, !!ci->remoteip[0])
+      && addvar(sa, prefix, "REMOTEPORT", ci->remoteport, !!ci->remoteport[0])
       && addvar(sa, prefix, "REMOTEHOST", ci->remotehost, ci->hasremotehost)
       && addvar(sa, prefix, "REMOTEINFO", ci->remoteinfo, ci->hasremoteinfo) ;
 }

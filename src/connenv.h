@@ -10,7 +10,7 @@
 #define CONNENV_HOSTMAX 256
 
 /* What a connection's environment and log lines are made of. Unknown
-   names are empty strings (the variables are then unset, not empty). */
+   values are empty strings (the variables are then unset, not empty). */
 typedef struct conninfo_s conninfo ;
 struct conninfo_s
 {

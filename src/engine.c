@@ -1,9 +1,11 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <openssl/ssl.h>
@@ -12,7 +14,6 @@
 #include <skalibs/allreadwrite.h>
 #include <skalibs/djbunix.h>
 #include <skalibs/stralloc.h>
-#include <skalibs/setgroups.h>
 #include <skalibs/sig.h>
 
 #include "log.h"
@@ -20,36 +21,78 @@
 #include "tlsenv.h"
 #include "handshake.h"
 #include "relay.h"
+#include "ucspitls.h"
 #include "app.h"
 #include "engine.h"
 
- /*
-  * The application process in immediate mode. It drops to -u/-g at once,
-  * then waits for the engine's verdict on the control pipe: EOF with nothing
-  * read means the handshake failed and prog must never run; otherwise the
-  * bytes are the SSL_* block (possibly empty) followed by one NUL.
-  */
-static void app_immediate (engine const *e, int const *toapp_p, int const *fromapp_p, int const *ctl_p)
+ /* Descriptors of one connection, engine side; -1 once closed. */
+typedef struct conn_s conn ;
+struct conn_s
 {
-  int toapp = toapp_p[0], fromapp = fromapp_p[1], ctl = ctl_p[0] ;
-  stralloc block = STRALLOC_ZERO ;
-  ssize_t r ;
-  char const *modifs[2] = { e->connmodifs, 0 } ;
-  size_t lens[2] = { e->connmodiflen, 0 } ;
-  fd_close(toapp_p[1]) ;
-  fd_close(fromapp_p[0]) ;
-  fd_close(ctl_p[1]) ;
+  engine const *e ;
+  pid_t app ;
+  int ctl ;       /* control: pipe (immediate) or socket (deferred) */
+  int toapp ;     /* write end of the application's input */
+  int fromapp ;   /* read end of the application's output */
+} ;
+
+static void close_net (engine const *e)
+{
   fd_close(e->netr) ;
   if (e->netw != e->netr) fd_close(e->netw) ;
+}
+
+ /*
+  * The application process in immediate mode. It drops to -u/-g at once,
+  * then waits for the engine's verdict on the control pipe: EOF before a
+  * complete block means the handshake failed and prog must never run;
+  * otherwise the block holds the SSL_* variables (empty with -S).
+  */
+static void app_immediate (engine const *e, int in, int out, int ctl)
+{
+  stralloc block = STRALLOC_ZERO ;
+  char const *modifs[2] = { e->connmodifs, 0 } ;
+  size_t lens[2] = { e->connmodiflen, 0 } ;
+  close_net(e) ;
   privs_drop(0, e->appgid, e->appuid) ;
-  r = app_readall(ctl, &block) ;
-  if (r <= 0 || block.s[r-1]) _exit(111) ;
+  if (ucspitls_read_block(ctl, &block) != 1) _exit(111) ;
   fd_close(ctl) ;
   modifs[1] = block.s ;
-  lens[1] = r - 1 ;
-  if (fd_move2(0, toapp, 1, fromapp) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
+  lens[1] = block.len - 1 ;
+  if (fd_move2(0, in, 1, out) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
   if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
   app_exec(e->argv, e->envp, modifs, lens, 2, 2) ;
+}
+
+ /* Puts fd on target; the target numbers are below 10, the sources were
+    first copied above it, so no move overwrites a pending source. */
+static int place_high (int fd)
+{
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 10) ;
+  if (r >= 0) fd_close(fd) ;
+  return r ;
+}
+
+ /*
+  * The application process in deferred mode: the raw socket on 0 and 1,
+  * the banner in clear, and the three UCSPI-TLS descriptors.
+  */
+static void app_deferred (engine const *e, int in, int out, int ctl)
+{
+  static char const fdvars[] = "SSLCTLFD=3\0SSLREADFD=4\0SSLWRITEFD=5" ;
+  char const *modifs[2] = { e->connmodifs, fdvars } ;
+  size_t lens[2] = { e->connmodiflen, sizeof(fdvars) } ;
+  privs_drop(0, e->appgid, e->appuid) ;
+  in = place_high(in) ;
+  out = place_high(out) ;
+  ctl = place_high(ctl) ;
+  if (in < 0 || out < 0 || ctl < 0) dieu_sys(111, "move descriptors") ;
+  if ((e->netr != 0 && dup2(e->netr, 0) == -1) || (e->netw != 1 && dup2(e->netw, 1) == -1))
+    dieu_sys(111, "set up descriptors 0 and 1") ;
+  if (dup2(ctl, ENGINE_CTLFD) == -1 || dup2(in, ENGINE_READFD) == -1 || dup2(out, ENGINE_WRITEFD) == -1)
+    dieu_sys(111, "set up the UCSPI-TLS descriptors") ;
+  if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
+  app_exec(e->argv, e->envp, modifs, lens, 2, ENGINE_WRITEFD) ;
 }
 
 static int wait_app (pid_t pid)
@@ -63,55 +106,103 @@ static int wait_app (pid_t pid)
   }
 }
 
-static void end (engine const *, int, pid_t, int, int) __attribute__((noreturn)) ;
-static void end (engine const *e, int ctl, pid_t app, int signalapp, int code)
+ /* Ends the connection: code >= 0 is the exit code, else the application's.
+    Closing the control descriptor with nothing written is what tells the
+    application the handshake failed. */
+static void end (conn *c, int signalapp, int code) __attribute__((noreturn)) ;
+static void end (conn *c, int signalapp, int code)
 {
   int status ;
-  /* The application process may still wait for the verdict: closing the
-     control pipe with nothing written is what tells it not to run. */
-  if (ctl >= 0) fd_close(ctl) ;
-  fd_close(e->netr) ;
-  if (e->netw != e->netr) fd_close(e->netw) ;
-  if (signalapp) kill(app, SIGTERM) ;
-  status = wait_app(app) ;
+  if (c->ctl >= 0) fd_close(c->ctl) ;
+  if (c->toapp >= 0) fd_close(c->toapp) ;
+  if (c->fromapp >= 0) fd_close(c->fromapp) ;
+  close_net(c->e) ;
+  if (signalapp) kill(c->app, SIGTERM) ;
+  status = wait_app(c->app) ;
   _exit(code >= 0 ? code : status) ;
+}
+
+ /* Deferred mode: wait for 'y' or 'Y' while the application talks in clear.
+    Returns the command. */
+static char await_starttls (conn *c)
+{
+  engine const *e = c->e ;
+  char cmd ;
+  switch (ucspitls_wait_command(c->ctl, e->netr, e->idletimeout, &cmd))
+  {
+    case UCSPITLS_EOF :
+      /* the application never asked for TLS: the connection is its own */
+      fd_close(c->ctl) ; c->ctl = -1 ;
+      fd_close(c->toapp) ; c->toapp = -1 ;
+      fd_close(c->fromapp) ; c->fromapp = -1 ;
+      end(c, 0, -1) ;
+    case UCSPITLS_TIMEOUT :
+      log_error(111, "timed out in plaintext with: ", e->remoteip, " for pid: ", e->pid) ;
+      shutdown(e->netr, SHUT_RDWR) ;
+      end(c, 1, -1) ;
+    case UCSPITLS_ERROR :
+      log_error(111, "unable to read the control socket for pid: ", e->pid, ": ", strerror(errno)) ;
+      end(c, 1, 111) ;
+  }
+  if (cmd != 'y' && cmd != 'Y')
+  {
+    char hex[5] = { '0', 'x', "0123456789abcdef"[(unsigned char)cmd >> 4], "0123456789abcdef"[cmd & 15], 0 } ;
+    log_error(100, "UCSPI-TLS protocol error for pid: ", e->pid, ": unknown command byte ", hex) ;
+    shutdown(e->netr, SHUT_RDWR) ;
+    end(c, 1, 100) ;
+  }
+  return cmd ;
 }
 
 void engine_run (engine const *e)
 {
-  int toapp[2], fromapp[2], ctl[2] ;
-  pid_t app ;
+  int in[2], out[2], ctl[2] ;
+  conn c = { .e = e } ;
   SSL *ssl ;
   char const *why ;
+  int sendblock = e->sslenv ;
   int r ;
 
-  if (pipecoe(toapp) == -1 || pipecoe(fromapp) == -1 || pipecoe(ctl) == -1) dieu_sys(111, "create pipe") ;
-  app = fork() ;
-  if (app == -1) dieu_sys(111, "fork") ;
-  if (!app) app_immediate(e, toapp, fromapp, ctl) ;
-  fd_close(toapp[0]) ;
-  fd_close(fromapp[1]) ;
+  if (pipecoe(in) == -1 || pipecoe(out) == -1) dieu_sys(111, "create pipe") ;
+  if ((e->deferred ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) : pipecoe(ctl)) == -1)
+    dieu_sys(111, "create control channel") ;
+  c.app = fork() ;
+  if (c.app == -1) dieu_sys(111, "fork") ;
+  if (!c.app)
+  {
+    fd_close(in[1]) ;
+    fd_close(out[0]) ;
+    fd_close(ctl[1]) ;
+    if (e->deferred) app_deferred(e, in[0], out[1], ctl[0]) ;
+    else app_immediate(e, in[0], out[1], ctl[0]) ;
+  }
+  fd_close(in[0]) ;
+  fd_close(out[1]) ;
   fd_close(ctl[0]) ;
+  c.toapp = in[1] ;
+  c.fromapp = out[0] ;
+  c.ctl = ctl[1] ;
 
   privs_drop(e->tls.root, e->tls.gid, e->tls.uid) ;
   sig_ignore(SIGPIPE) ;
+  if (e->deferred) sendblock = await_starttls(&c) == 'Y' ;
 
   ssl = SSL_new(e->ctx) ;
-  if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(e, ctl[1], app, 0, 111) ; }
-  if (!SSL_set_rfd(ssl, e->netr) || !SSL_set_wfd(ssl, e->netw)) { log_error(111, "unable to attach TLS session: ", log_tlserror()) ; end(e, ctl[1], app, 0, 111) ; }
+  if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(&c, 1, 111) ; }
+  if (!SSL_set_rfd(ssl, e->netr) || !SSL_set_wfd(ssl, e->netw)) { log_error(111, "unable to attach TLS session: ", log_tlserror()) ; end(&c, 1, 111) ; }
   SSL_set_accept_state(ssl) ;
-  if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(e, ctl[1], app, 0, 111) ; }
+  if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(&c, 1, 111) ; }
 
   r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
   if (r == HANDSHAKE_REFUSED)
   {
     log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
-    end(e, ctl[1], app, 0, 110) ;
+    end(&c, e->deferred, 110) ;
   }
   if (r != HANDSHAKE_OK)
   {
     log_error(111, "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
-    end(e, ctl[1], app, 0, 111) ;
+    end(&c, e->deferred, 111) ;
   }
   if (e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && e->remotehost)
   {
@@ -120,24 +211,26 @@ void engine_run (engine const *e)
     {
       char h[LOG_FIELD_FMT] ;
       log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost, 0)) ;
-      end(e, ctl[1], app, 0, 110) ;
+      end(&c, e->deferred, 110) ;
     }
   }
 
+  if (e->deferred && !sendblock) shutdown(c.ctl, SHUT_RDWR) ;
+  else
   {
     stralloc block = STRALLOC_ZERO ;
-    if (e->sslenv && !tlsenv_server(&block, ssl)) { log_error(111, "unable to build the TLS environment: out of memory") ; end(e, ctl[1], app, 0, 111) ; }
-    if (!stralloc_0(&block)) { log_error(111, "unable to build the TLS environment: out of memory") ; end(e, ctl[1], app, 0, 111) ; }
-    if (allwrite(ctl[1], block.s, block.len) < block.len) { log_error(111, "unable to pass the TLS environment: ", strerror(errno)) ; end(e, ctl[1], app, 1, 111) ; }
+    if (sendblock && !tlsenv_server(&block, ssl)) { log_error(111, "unable to build the TLS environment: out of memory") ; end(&c, 1, 111) ; }
+    if (!ucspitls_send_block(c.ctl, block.s, block.len)) { log_error(111, "unable to pass the TLS environment: ", strerror(errno)) ; end(&c, 1, 111) ; }
     stralloc_free(&block) ;
-    fd_close(ctl[1]) ;
-    ctl[1] = -1 ;
   }
+  fd_close(c.ctl) ;
+  c.ctl = -1 ;
   log_status("tls ", e->pid, " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
 
-  r = relay_run(ssl, e->netr, e->netw, toapp[1], fromapp[0], e->idletimeout, &why) ;
+  r = relay_run(ssl, e->netr, e->netw, c.toapp, c.fromapp, e->idletimeout, &why) ;
+  c.toapp = c.fromapp = -1 ;
   if (r == RELAY_TIMEOUT) log_error(111, "timed out speaking TLS with: ", e->remoteip, " for pid: ", e->pid) ;
   else if (r == RELAY_ERROR) log_error(111, "unable to speak TLS with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
   SSL_free(ssl) ;
-  end(e, ctl[1], app, r != RELAY_DONE, -1) ;
+  end(&c, r != RELAY_DONE, -1) ;
 }

@@ -34,7 +34,14 @@ struct engine_s
   char const *remoteip ;        /* for log lines */
   char const *pid ;             /* for log lines */
   int sslenv ;                  /* -s: SSL_* in the application's environment */
+  int deferred ;                /* UCSPI-TLS: the application starts TLS */
 } ;
+
+/* Deferred mode: the application's descriptors for the UCSPI-TLS protocol,
+   announced in SSLCTLFD, SSLREADFD, SSLWRITEFD. */
+#define ENGINE_CTLFD 3
+#define ENGINE_READFD 4
+#define ENGINE_WRITEFD 5
 
 extern void engine_run (engine const *) __attribute__((noreturn)) ;
 

@@ -27,6 +27,7 @@
 #include <skalibs/types.h>
 
 #include "log.h"
+#include "options.h"
 #include "tlsctx.h"
 #include "connenv.h"
 #include "listener.h"
@@ -68,20 +69,6 @@ struct options_s
   int deferred : 2 ;            /* -1 = by UCSPITLS, 0 = -N, 1 = -n */
 } ;
 
-static unsigned int number (char const *s, char opt, unsigned int min)
-{
-  char *end ;
-  unsigned long n ;
-  if (!*s) dieusage() ;
-  n = strtoul(s, &end, 10) ;
-  if (*end || n < min || n > 0x7fffffffUL)
-  {
-    char o[2] = { opt, 0 } ;
-    die_x(100, "invalid argument for -", o, ": ", s) ;
-  }
-  return n ;
-}
-
 static void parse_options (int *argc, char const *const **argv, options *o)
 {
   subgetopt l = SUBGETOPT_ZERO ;
@@ -120,40 +107,20 @@ static void parse_options (int *argc, char const *const **argv, options *o)
       case 'm' : o->clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
       case 'z' : o->clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
       case 'Z' : o->clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
-      case 'c' : o->limit = number(l.arg, 'c', 1) ; break ;
+      case 'c' : o->limit = options_number(l.arg, 'c', 1) ; break ;
       case 'x' : o->rules = l.arg ; break ;
       case 'B' : o->banner = l.arg ; break ;
-      case 'g' : o->gid = number(l.arg, 'g', 0) ; break ;
-      case 'u' : o->uid = number(l.arg, 'u', 0) ; break ;
-      case 'b' : o->backlog = number(l.arg, 'b', 1) ; break ;
+      case 'g' : o->gid = options_number(l.arg, 'g', 0) ; break ;
+      case 'u' : o->uid = options_number(l.arg, 'u', 0) ; break ;
+      case 'b' : o->backlog = options_number(l.arg, 'b', 1) ; break ;
       case 'l' : o->localname = l.arg ; break ;
-      case 't' : o->identtimeout = number(l.arg, 't', 0) ; break ;
-      case 'T' : o->handshaketimeout = number(l.arg, 'T', 0) ; break ;
-      case 'w' : o->idletimeout = number(l.arg, 'w', 0) ; break ;
+      case 't' : o->identtimeout = options_number(l.arg, 't', 0) ; break ;
+      case 'T' : o->handshaketimeout = options_number(l.arg, 'T', 0) ; break ;
+      case 'w' : o->idletimeout = options_number(l.arg, 'w', 0) ; break ;
       default : dieusage() ;
     }
   }
   *argc -= l.ind ; *argv += l.ind ;
-}
-
- /* -3: the key passphrase, terminated by NUL, newline or EOF, on fd 3. */
-static char *read_password (void)
-{
-  static char pw[1024] ;
-  size_t len = 0 ;
-  for (;;)
-  {
-    ssize_t r = read(3, pw + len, sizeof(pw) - 1 - len) ;
-    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "read password from descriptor 3") ; }
-    if (!r) break ;
-    len += r ;
-    if (memchr(pw, 0, len) || memchr(pw, '\n', len)) break ;
-    if (len == sizeof(pw) - 1) die_x(111, "password too long") ;
-  }
-  fd_close(3) ;
-  pw[len] = 0 ;
-  pw[strcspn(pw, "\n")] = 0 ;
-  return pw ;
 }
 
 static SSL_CTX *make_ctx (options const *o, char const *password, unsigned char const *sidctx, char *err, size_t errlen)
@@ -206,6 +173,7 @@ static void connection (int fd, options const *o, SSL_CTX *ctx, char const *cons
   e.remoteip = ci.remoteip ;
   e.pid = pid ;
   e.sslenv = o->sslenv ;
+  e.deferred = o->deferred == 1 || (o->deferred == -1 && getenv("UCSPITLS")) ;
   engine_run(&e) ;
 }
 
@@ -236,7 +204,6 @@ int main (int argc, char const *const *argv)
   parse_options(&argc, &argv, &o) ;
   if (argc < 3 || !*argv[0]) dieusage() ;
   if (o.rules) die_x(100, "rules files (-x) are not supported yet") ;
-  if (o.deferred == 1) die_x(100, "deferred TLS (-n) is not supported yet") ;
   if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (fcntl(1, F_GETFD) == -1 && open("/dev/null", O_WRONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (o.envuidgid)
@@ -245,7 +212,7 @@ int main (int argc, char const *const *argv)
     if (privs_envid("UID", getenv("UID"), &id)) o.uid = id ; else die_x(100, "-U needs $UID") ;
     if (privs_envid("GID", getenv("GID"), &id)) o.gid = id ; else die_x(100, "-U needs $GID") ;
   }
-  if (o.password) password = read_password() ;
+  if (o.password) password = tlsctx_read_password(3) ;
 
   {
     EVP_MD_CTX *md = EVP_MD_CTX_new() ;

@@ -1,7 +1,9 @@
 /* ISC license. */
 
+#include <errno.h>
 #include <string.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <openssl/ssl.h>
 #include <openssl/err.h>
@@ -184,4 +186,23 @@ SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *cfg, char 
     return 0 ;
   }
   return ctx ;
+}
+
+char const *tlsctx_read_password (int fd)
+{
+  static char pw[1024] ;
+  size_t len = 0 ;
+  for (;;)
+  {
+    ssize_t r = read(fd, pw + len, sizeof(pw) - 1 - len) ;
+    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "read the key passphrase from descriptor 3") ; }
+    if (!r) break ;
+    len += r ;
+    if (memchr(pw, 0, len) || memchr(pw, '\n', len)) break ;
+    if (len == sizeof(pw) - 1) die_x(111, "key passphrase too long") ;
+  }
+  close(fd) ;
+  pw[len] = 0 ;
+  pw[strcspn(pw, "\n")] = 0 ;
+  return pw ;
 }

@@ -37,4 +37,8 @@ extern SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *, c
    requested client certificate off, as in ucspi-ssl. */
 extern unsigned int tlsctx_clientcert (char const *const *envp, unsigned int requested) ;
 
+/* -3: reads the key passphrase from fd (up to NUL, newline or EOF) and
+   closes fd. Dies 111 on failure. */
+extern char const *tlsctx_read_password (int fd) ;
+
 #endif

@@ -1,0 +1,136 @@
+/* ISC license. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include <skalibs/env.h>
+#include <skalibs/sgetopt.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/types.h>
+
+#include "log.h"
+#include "options.h"
+#include "tlsctx.h"
+#include "connenv.h"
+#include "privs.h"
+#include "engine.h"
+
+#define USAGE "sslhandoff [ -3UqQvVsSnNmzZ ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
+#define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
+
+extern char **environ ;
+
+static void copyvar (char *dst, size_t max, char const *name)
+{
+  char const *s = getenv(name) ;
+  size_t n ;
+  if (!s) return ;
+  n = strlen(s) ;
+  if (n >= max) n = max - 1 ;
+  memcpy(dst, s, n) ;
+  dst[n] = 0 ;
+}
+
+ /* The connection as the UCSPI server before us described it, else as the
+    socket on fd 0 tells. */
+static void connection_info (conninfo *ci)
+{
+  if (!getenv("TCPREMOTEIP")) connenv_fromsocket(ci, 0) ;
+  copyvar(ci->localip, sizeof(ci->localip), "TCPLOCALIP") ;
+  copyvar(ci->localport, sizeof(ci->localport), "TCPLOCALPORT") ;
+  copyvar(ci->remoteip, sizeof(ci->remoteip), "TCPREMOTEIP") ;
+  copyvar(ci->remoteport, sizeof(ci->remoteport), "TCPREMOTEPORT") ;
+  if (getenv("TCPLOCALHOST")) { copyvar(ci->localhost, sizeof(ci->localhost), "TCPLOCALHOST") ; ci->haslocalhost = 1 ; }
+  if (getenv("TCPREMOTEHOST")) { copyvar(ci->remotehost, sizeof(ci->remotehost), "TCPREMOTEHOST") ; ci->hasremotehost = 1 ; }
+  if (getenv("TCPREMOTEINFO")) { copyvar(ci->remoteinfo, sizeof(ci->remoteinfo), "TCPREMOTEINFO") ; ci->hasremoteinfo = 1 ; }
+}
+
+int main (int argc, char const *const *argv)
+{
+  tlsctx_config cfg = { .clientcert = TLSCTX_CLIENTCERT_NONE } ;
+  conninfo ci = { .haslocalhost = 0 } ;
+  stralloc modifs = STRALLOC_ZERO ;
+  unsigned char sidctx[32] ;
+  char pid[PID_FMT] ;
+  char err[1024] ;
+  engine e = { .netr = 0, .netw = 1, .handshaketimeout = 26, .idletimeout = 3600, .sslenv = 1 } ;
+  int deferred = -1, password = 0, envuidgid = 0 ;
+
+  PROG = "sslhandoff" ;
+  {
+    subgetopt l = SUBGETOPT_ZERO ;
+    for (;;)
+    {
+      int opt = subgetopt_r(argc, argv, "3UqQvVsSnNmzZB:g:u:T:w:", &l) ;
+      if (opt == -1) break ;
+      switch (opt)
+      {
+        case '3' : password = 1 ; break ;
+        case 'U' : envuidgid = 1 ; break ;
+        case 'q' : verbosity = 0 ; break ;
+        case 'Q' : verbosity = 1 ; break ;
+        case 'v' : verbosity = 2 ; break ;
+        case 'V' : verbosity = 3 ; break ;
+        case 's' : e.sslenv = 1 ; break ;
+        case 'S' : e.sslenv = 0 ; break ;
+        case 'n' : deferred = 1 ; break ;
+        case 'N' : deferred = 0 ; break ;
+        case 'm' : cfg.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
+        case 'z' : cfg.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
+        case 'Z' : cfg.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
+        case 'B' : e.banner = l.arg ; break ;
+        case 'g' : e.appgid = options_number(l.arg, 'g', 0) ; break ;
+        case 'u' : e.appuid = options_number(l.arg, 'u', 0) ; break ;
+        case 'T' : e.handshaketimeout = options_number(l.arg, 'T', 0) ; break ;
+        case 'w' : e.idletimeout = options_number(l.arg, 'w', 0) ; break ;
+        default : dieusage() ;
+      }
+    }
+    argc -= l.ind ; argv += l.ind ;
+  }
+  if (!argc || !*argv[0]) dieusage() ;
+  if (envuidgid)
+  {
+    unsigned int id ;
+    if (privs_envid("UID", getenv("UID"), &id)) e.appuid = id ; else die_x(100, "-U needs $UID") ;
+    if (privs_envid("GID", getenv("GID"), &id)) e.appgid = id ; else die_x(100, "-U needs $GID") ;
+  }
+  if (password) cfg.password = tlsctx_read_password(3) ;
+
+  {
+    EVP_MD_CTX *md = EVP_MD_CTX_new() ;
+    unsigned int len = 32 ;
+    char const *local = getenv("TCPLOCALPORT") ;
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), 0)
+     || !EVP_DigestUpdate(md, "sslhandoff", 11)
+     || (local && !EVP_DigestUpdate(md, local, strlen(local) + 1))
+     || !EVP_DigestUpdate(md, argv[0], strlen(argv[0]) + 1)
+     || !EVP_DigestFinal_ex(md, sidctx, &len)) dieu_tls(111, "compute the session id context") ;
+    EVP_MD_CTX_free(md) ;
+    cfg.sidctx = sidctx ;
+    cfg.sidctxlen = 32 ;
+  }
+  e.ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
+  if (!e.ctx) die_x(111, err) ;
+
+  pid[pid_fmt(pid, getpid())] = 0 ;
+  connection_info(&ci) ;
+  if (!connenv_modifiers(&modifs, &ci, 0)) dieu_sys(111, "build the environment") ;
+  e.argv = argv ;
+  e.envp = (char const *const *)environ ;
+  e.connmodifs = modifs.s ;
+  e.connmodiflen = modifs.len ;
+  privs_engine_from_env(&e.tls, e.envp, e.appuid, e.appgid) ;
+  e.clientcert = tlsctx_clientcert(e.envp, cfg.clientcert) ;
+  e.remotehost = ci.hasremotehost ? ci.remotehost : 0 ;
+  e.remoteip = ci.remoteip[0] ? ci.remoteip : "unknown" ;
+  e.pid = pid ;
+  e.deferred = deferred == 1 || (deferred == -1 && getenv("UCSPITLS")) ;
+  engine_run(&e) ;
+}
