@@ -112,11 +112,12 @@ int connenv_modifiers (stralloc *sa, conninfo const *ci, int tcpenv)
       && (!tcpenv || addset(sa, "TCP", ci)) ;
 }
 
-void connenv_log (char const *what, char const *pid, conninfo const *ci)
+void connenv_logv (char const *what, char const *pid, conninfo const *ci, char const *const *suffix)
 {
   char lh[LOG_FIELD_FMT], rh[LOG_FIELD_FMT], ri[LOG_FIELD_FMT] ;
   log_status(what, " ", pid, " ",
     log_sanitize(lh, ci->haslocalhost ? ci->localhost : 0, 0), ":", ci->localip, ":", ci->localport, " ",
     log_sanitize(rh, ci->hasremotehost ? ci->remotehost : 0, 0), ":", ci->remoteip, ":",
-    log_sanitize(ri, ci->hasremoteinfo ? ci->remoteinfo : 0, 0), ":", ci->remoteport) ;
+    log_sanitize(ri, ci->hasremoteinfo ? ci->remoteinfo : 0, 0), ":", ci->remoteport,
+    suffix[0], suffix[0] && suffix[1] ? suffix[1] : 0) ;
 }

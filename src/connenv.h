@@ -40,7 +40,9 @@ extern int connenv_reverse (char const *ip, int paranoid, char *host, size_t hos
    tcpenv, the TCP* copies. Returns 0 on allocation failure. */
 extern int connenv_modifiers (stralloc *, conninfo const *, int tcpenv) ;
 
-/* Logs "PROG: what PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT". */
-extern void connenv_log (char const *what, char const *pid, conninfo const *) ;
+/* Logs "PROG: what PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT"
+   followed by the suffix strings (a macro adds the terminating 0). */
+extern void connenv_logv (char const *what, char const *pid, conninfo const *, char const *const *suffix) ;
+#define connenv_log(what, pid, ci, ...) connenv_logv(what, pid, ci, (char const *const []){ __VA_ARGS__, 0 })
 
 #endif

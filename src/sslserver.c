@@ -33,6 +33,9 @@
 #include "listener.h"
 #include "privs.h"
 #include "engine.h"
+#include "lookup.h"
+#include "policy.h"
+#include "rules.h"
 
 #define USAGE "sslserver [ -1346UXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
@@ -123,20 +126,18 @@ static void parse_options (int *argc, char const *const **argv, options *o)
   *argc -= l.ind ; *argv += l.ind ;
 }
 
-static SSL_CTX *make_ctx (options const *o, char const *password, unsigned char const *sidctx, char *err, size_t errlen)
-{
-  tlsctx_config cfg = { .clientcert = o->clientcert, .password = password, .sidctx = sidctx, .sidctxlen = 32 } ;
-  return tlsctx_server((char const *const *)environ, &cfg, err, errlen) ;
-}
-
- /* The connection process: everything between accept and the engine. */
-static void connection (int fd, options const *o, SSL_CTX *ctx, char const *const *argv)
+ /* The connection process: everything between accept and the engine.
+    samehost counts this client's connections, this one included. */
+static void connection (int fd, options const *o, SSL_CTX *ctx, tlsctx_config const *cfg, unsigned int samehost, char const *const *argv)
 {
   conninfo ci = { .haslocalhost = 0 } ;
+  rules_result r = RULES_RESULT_ZERO ;
   char pid[PID_FMT] ;
   stralloc modifs = STRALLOC_ZERO ;
+  size_t envmax = env_len((char const *const *)environ) + 1 ;
   engine e ;
   int one = 1 ;
+  unsigned int what = 0 ;
 
   pid[pid_fmt(pid, getpid())] = 0 ;
   if (!connenv_fromsocket(&ci, fd)) dieu_sys(111, "get connection addresses") ;
@@ -151,12 +152,33 @@ static void connection (int fd, options const *o, SSL_CTX *ctx, char const *cons
     ci.localhost[n] = 0 ;
     ci.haslocalhost = 1 ;
   }
-  else if (o->dns) ci.haslocalhost = connenv_reverse(ci.localip, 0, ci.localhost, sizeof(ci.localhost)) ;
-  if (o->dns) ci.hasremotehost = connenv_reverse(ci.remoteip, o->paranoid, ci.remotehost, sizeof(ci.remotehost)) ;
-  connenv_log("ok", pid, &ci) ;
-  if (!connenv_modifiers(&modifs, &ci, o->tcpenv)) dieu_sys(111, "build the environment") ;
+  else if (o->dns) what |= LOOKUP_LOCALHOST ;
+  if (o->dns) what |= LOOKUP_REMOTEHOST | (o->paranoid ? LOOKUP_PARANOID : 0) ;
+  if (o->ident) what |= LOOKUP_IDENT ;
+  lookup_names(&ci, what, o->identtimeout) ;
 
-  e.ctx = ctx ;
+  if (o->rules) policy_rules(o->rules, o->rulesoptional, &ci, &r) ;
+  if (r.deny) { connenv_log("deny", pid, &ci, "") ; _exit(100) ; }
+  if (r.hasmaxconip && samehost > r.maxconip)
+  {
+    char n[UINT_FMT + 40] = " ip connection limit:" ;
+    n[21 + uint_fmt(n + 21, r.maxconip)] = 0 ;
+    connenv_log("deny", pid, &ci, n, " exceeded") ;
+    _exit(100) ;
+  }
+  connenv_log("ok", pid, &ci, "") ;
+  if (!connenv_modifiers(&modifs, &ci, o->tcpenv) || !stralloc_catb(&modifs, r.env.s, r.env.len))
+    dieu_sys(111, "build the environment") ;
+  for (size_t i = 0 ; i < r.env.len ; i++) if (!r.env.s[i]) envmax++ ;
+
+  {
+    char const *connenv[envmax] ;
+    policy_environment(connenv, envmax, (char const *const *)environ, &r) ;
+    e.ctx = policy_context(ctx, connenv, &r, cfg) ;
+    privs_engine_from_env(&e.tls, connenv, o->uid, o->gid) ;
+    e.clientcert = tlsctx_clientcert(connenv, o->clientcert) ;
+    e.deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
+  }
   e.netr = e.netw = fd ;
   e.argv = argv ;
   e.envp = (char const *const *)environ ;
@@ -165,15 +187,12 @@ static void connection (int fd, options const *o, SSL_CTX *ctx, char const *cons
   e.banner = o->banner ;
   e.appuid = o->uid ;
   e.appgid = o->gid ;
-  privs_engine_from_env(&e.tls, e.envp, o->uid, o->gid) ;
   e.handshaketimeout = o->handshaketimeout ;
   e.idletimeout = o->idletimeout ;
-  e.clientcert = tlsctx_clientcert(e.envp, o->clientcert) ;
   e.remotehost = ci.hasremotehost ? ci.remotehost : 0 ;
   e.remoteip = ci.remoteip ;
   e.pid = pid ;
   e.sslenv = o->sslenv ;
-  e.deferred = o->deferred == 1 || (o->deferred == -1 && getenv("UCSPITLS")) ;
   engine_run(&e) ;
 }
 
@@ -185,6 +204,23 @@ static void log_status_count (unsigned int n, unsigned int limit)
   log_status("status: ", a, "/", b) ;
 }
 
+typedef struct child_s child ;
+struct child_s
+{
+  pid_t pid ;
+  unsigned char ip[16] ;   /* IPv4 as v4-mapped, so both spellings compare equal */
+} ;
+
+static void peer_key (struct sockaddr_storage const *ss, unsigned char *key)
+{
+  if (ss->ss_family == AF_INET6) memcpy(key, &((struct sockaddr_in6 const *)ss)->sin6_addr, 16) ;
+  else
+  {
+    memcpy(key, "\0\0\0\0\0\0\0\0\0\0\377\377", 12) ;
+    memcpy(key + 12, &((struct sockaddr_in const *)ss)->sin_addr, 4) ;
+  }
+}
+
 int main (int argc, char const *const *argv)
 {
   options o =
@@ -192,18 +228,17 @@ int main (int argc, char const *const *argv)
     .limit = 40, .backlog = 20, .identtimeout = 26, .handshaketimeout = 26, .idletimeout = 3600,
     .dns = 1, .sslenv = 1, .deferred = -1,
   } ;
-  char const *password = 0 ;
   unsigned char sidctx[32] ;
+  tlsctx_config cfg = { .sidctx = sidctx, .sidctxlen = 32 } ;
   char err[1024] ;
   char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
-  unsigned int children = 0 ;
+  unsigned int children = 0, maxconip = 0 ;
   SSL_CTX *ctx ;
   int lfd, spfd ;
 
   PROG = "sslserver" ;
   parse_options(&argc, &argv, &o) ;
   if (argc < 3 || !*argv[0]) dieusage() ;
-  if (o.rules) die_x(100, "rules files (-x) are not supported yet") ;
   if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (fcntl(1, F_GETFD) == -1 && open("/dev/null", O_WRONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (o.envuidgid)
@@ -212,7 +247,13 @@ int main (int argc, char const *const *argv)
     if (privs_envid("UID", getenv("UID"), &id)) o.uid = id ; else die_x(100, "-U needs $UID") ;
     if (privs_envid("GID", getenv("GID"), &id)) o.gid = id ; else die_x(100, "-U needs $GID") ;
   }
-  if (o.password) password = tlsctx_read_password(3) ;
+  {
+    char const *s = getenv("MAXCONIP") ;
+    char *end ;
+    if (s && *s && (!(maxconip = strtoul(s, &end, 10)) || *end)) die_x(100, "invalid MAXCONIP: ", s) ;
+  }
+  cfg.clientcert = o.clientcert ;
+  if (o.password) cfg.password = tlsctx_read_password(3) ;
 
   {
     EVP_MD_CTX *md = EVP_MD_CTX_new() ;
@@ -226,7 +267,7 @@ int main (int argc, char const *const *argv)
     if (!EVP_DigestFinal_ex(md, sidctx, &len)) dieu_tls(111, "compute the session id context") ;
     EVP_MD_CTX_free(md) ;
   }
-  ctx = make_ctx(&o, password, sidctx, err, sizeof(err)) ;
+  ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
   if (!ctx) die_x(111, err) ;
 
   lfd = listener_open(argv[0], argv[1], o.prefer4, o.prefer6, o.backlog, ip, port) ;
@@ -259,62 +300,81 @@ int main (int argc, char const *const *argv)
   tain_now_set_stopwatch_g() ;
   log_status_count(0, o.limit) ;
 
-  for (;;)
   {
-    iopause_fd x[2] = { { .fd = spfd, .events = IOPAUSE_READ }, { .fd = lfd, .events = IOPAUSE_READ } } ;
-    int r = iopause_g(x, children < o.limit ? 2 : 1, 0) ;
-    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
-    if (x[0].revents)
+    child table[o.limit] ;
+    for (;;)
     {
-      for (;;)
+      iopause_fd x[2] = { { .fd = spfd, .events = IOPAUSE_READ }, { .fd = lfd, .events = IOPAUSE_READ } } ;
+      int r = iopause_g(x, children < o.limit ? 2 : 1, 0) ;
+      if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
+      if (x[0].revents)
       {
-        int sig = selfpipe_read() ;
-        if (sig == -1) dieu_sys(111, "read selfpipe") ;
-        if (!sig) break ;
-        if (sig == SIGTERM) _exit(0) ;
-        if (sig == SIGHUP)
+        for (;;)
         {
-          SSL_CTX *fresh = make_ctx(&o, password, sidctx, err, sizeof(err)) ;
-          if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; log_status("reloaded TLS material") ; }
-          else log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
-        }
-        if (sig == SIGCHLD)
-        {
-          for (;;)
+          int sig = selfpipe_read() ;
+          if (sig == -1) dieu_sys(111, "read selfpipe") ;
+          if (!sig) break ;
+          if (sig == SIGTERM) _exit(0) ;
+          if (sig == SIGHUP)
           {
-            int wstat ;
-            pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
-            char a[PID_FMT], b[UINT_FMT] ;
-            if (pid <= 0) break ;
-            if (children) children-- ;
-            a[pid_fmt(a, pid)] = 0 ;
-            b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
-            log_status("end ", a, " status ", b) ;
-            log_status_count(children, o.limit) ;
+            SSL_CTX *fresh = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
+            if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; log_status("reloaded TLS material") ; }
+            else log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
+          }
+          if (sig == SIGCHLD)
+          {
+            for (;;)
+            {
+              int wstat ;
+              pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
+              char a[PID_FMT], b[UINT_FMT] ;
+              if (pid <= 0) break ;
+              for (unsigned int i = 0 ; i < children ; i++)
+                if (table[i].pid == pid) { table[i] = table[--children] ; break ; }
+              a[pid_fmt(a, pid)] = 0 ;
+              b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
+              log_status("end ", a, " status ", b) ;
+              log_status_count(children, o.limit) ;
+            }
           }
         }
       }
-    }
-    if (children < o.limit && x[1].revents)
-    {
-      pid_t pid ;
-      int fd = accept4(lfd, 0, 0, SOCK_CLOEXEC) ;
-      if (fd == -1)
+      if (children < o.limit && x[1].revents)
       {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
-        continue ;
+        struct sockaddr_storage peer ;
+        socklen_t peerlen = sizeof(peer) ;
+        unsigned int same = 1 ;
+        pid_t pid ;
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC) ;
+        if (fd == -1)
+        {
+          if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
+          continue ;
+        }
+        peer_key(&peer, table[children].ip) ;
+        for (unsigned int i = 0 ; i < children ; i++)
+          if (!memcmp(table[i].ip, table[children].ip, 16)) same++ ;
+        if (maxconip && same > maxconip)
+        {
+          char a[CONNENV_IPFMT], p[CONNENV_PORTFMT], n[UINT_FMT] ;
+          connenv_fmtaddr(&peer, a, p) ;
+          n[uint_fmt(n, maxconip)] = 0 ;
+          log_warn("ip connection limit of ", n, " exceeded for: ", a) ;
+          fd_close(fd) ;
+          continue ;
+        }
+        pid = fork() ;
+        if (pid == -1) { log_warn("unable to fork: ", strerror(errno)) ; fd_close(fd) ; continue ; }
+        if (!pid)
+        {
+          selfpipe_finish() ;
+          fd_close(lfd) ;
+          connection(fd, &o, ctx, &cfg, same, argv + 2) ;
+        }
+        fd_close(fd) ;
+        table[children++].pid = pid ;
+        log_status_count(children, o.limit) ;
       }
-      pid = fork() ;
-      if (pid == -1) { log_warn("unable to fork: ", strerror(errno)) ; fd_close(fd) ; continue ; }
-      if (!pid)
-      {
-        selfpipe_finish() ;
-        fd_close(lfd) ;
-        connection(fd, &o, ctx, argv + 2) ;
-      }
-      fd_close(fd) ;
-      children++ ;
-      log_status_count(children, o.limit) ;
     }
   }
 }

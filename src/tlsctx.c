@@ -165,7 +165,7 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
       if (!names) return fail(err, errlen, "unable to load client CA list", ccafile, log_tlserror()) ;
       SSL_CTX_set_client_CA_list(ctx, names) ;
     }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT | SSL_VERIFY_CLIENT_ONCE, 0) ;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE | (clientcert == TLSCTX_CLIENTCERT_REQUEST ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT), 0) ;
     SSL_CTX_set_verify_depth(ctx, depth) ;
   }
 

@@ -17,6 +17,7 @@
 #define TLSCTX_CLIENTCERT_NONE 0
 #define TLSCTX_CLIENTCERT_REQUIRE 1   /* -m */
 #define TLSCTX_CLIENTCERT_MATCHHOST 2 /* -z: require, and match the remote host name */
+#define TLSCTX_CLIENTCERT_REQUEST 3   /* ask, verify if given, do not require */
 
 typedef struct tlsctx_config_s tlsctx_config, *tlsctx_config_ref ;
 struct tlsctx_config_s

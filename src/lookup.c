@@ -1,0 +1,133 @@
+/* ISC license. */
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <skalibs/allreadwrite.h>
+#include <skalibs/djbunix.h>
+#include <skalibs/iopause.h>
+#include <skalibs/tai.h>
+#include <skalibs/types.h>
+
+#include "lookup.h"
+
+static int sockaddr_of (char const *ip, char const *port, struct sockaddr_storage *ss, socklen_t *len)
+{
+  uint16_t p = 0 ;
+  memset(ss, 0, sizeof(*ss)) ;
+  if (port && !uint160_scan(port, &p)) return 0 ;
+  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1)
+  {
+    ss->ss_family = AF_INET ;
+    ((struct sockaddr_in *)ss)->sin_port = htons(p) ;
+    *len = sizeof(struct sockaddr_in) ;
+    return 1 ;
+  }
+  if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1)
+  {
+    ss->ss_family = AF_INET6 ;
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(p) ;
+    *len = sizeof(struct sockaddr_in6) ;
+    return 1 ;
+  }
+  return 0 ;
+}
+
+ /* RFC 1413: from our address to the client's port 113, ask
+    "remoteport , localport"; the answer is what follows the third ':' of
+    the reply line, blanks and CR removed (as tcpserver keeps it). */
+static int ident (conninfo const *ci, char *info, size_t max)
+{
+  struct sockaddr_storage local, remote ;
+  socklen_t llen, rlen ;
+  char q[2 * CONNENV_PORTFMT + 8] ;
+  char reply[1024] ;
+  size_t n = 0, qlen ;
+  unsigned int colons = 0, k = 0 ;
+  int fd ;
+  if (!sockaddr_of(ci->localip, 0, &local, &llen) || !sockaddr_of(ci->remoteip, "113", &remote, &rlen)) return 0 ;
+  fd = socket(remote.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) ;
+  if (fd == -1) return 0 ;
+  if (bind(fd, (struct sockaddr *)&local, llen) == -1 || connect(fd, (struct sockaddr *)&remote, rlen) == -1) return 0 ;
+  qlen = strlen(ci->remoteport) ;
+  memcpy(q, ci->remoteport, qlen) ;
+  memcpy(q + qlen, " , ", 3) ; qlen += 3 ;
+  memcpy(q + qlen, ci->localport, strlen(ci->localport)) ; qlen += strlen(ci->localport) ;
+  memcpy(q + qlen, "\r\n", 2) ; qlen += 2 ;
+  if (allwrite(fd, q, qlen) < qlen) return 0 ;
+  while (n < sizeof(reply) && !memchr(reply, '\n', n))
+  {
+    ssize_t r = read(fd, reply + n, sizeof(reply) - n) ;
+    if (r <= 0) break ;
+    n += r ;
+  }
+  close(fd) ;
+  if (!memchr(reply, '\n', n)) return 0 ;
+  for (size_t i = 0 ; i < n && reply[i] != '\n' ; i++)
+  {
+    char c = reply[i] ;
+    if (colons < 3) { if (c == ':') colons++ ; continue ; }
+    if (c == ' ' || c == '\t' || c == '\r') continue ;
+    if (k < max - 1) info[k++] = c ;
+  }
+  info[k] = 0 ;
+  return colons == 3 ;
+}
+
+static void resolve (conninfo *ci, unsigned int what, int fd)
+{
+  if (what & LOOKUP_LOCALHOST)
+    ci->haslocalhost = connenv_reverse(ci->localip, 0, ci->localhost, sizeof(ci->localhost)) ;
+  if (what & LOOKUP_REMOTEHOST)
+    ci->hasremotehost = connenv_reverse(ci->remoteip, !!(what & LOOKUP_PARANOID), ci->remotehost, sizeof(ci->remotehost)) ;
+  if (what & LOOKUP_IDENT)
+  {
+    allwrite(fd, (char const *)ci, sizeof(*ci)) ;
+    ci->hasremoteinfo = ident(ci, ci->remoteinfo, sizeof(ci->remoteinfo)) ;
+  }
+  allwrite(fd, (char const *)ci, sizeof(*ci)) ;
+}
+
+ /* The child writes the whole conninfo after the names and again after the
+    ident answer; the last complete copy read before the deadline wins. */
+void lookup_names (conninfo *ci, unsigned int what, unsigned int timeout)
+{
+  int p[2] ;
+  pid_t pid ;
+  conninfo answer ;
+  size_t got = 0 ;
+  tain deadline ;
+  if (!what) return ;
+  if (pipecoe(p) == -1) return ;
+  pid = fork() ;
+  if (pid == -1) { fd_close(p[0]) ; fd_close(p[1]) ; return ; }
+  if (!pid)
+  {
+    fd_close(p[0]) ;
+    resolve(ci, what, p[1]) ;
+    _exit(0) ;
+  }
+  fd_close(p[1]) ;
+  tain_now_g() ;
+  tain_addsec_g(&deadline, timeout) ;
+  for (;;)
+  {
+    iopause_fd x = { .fd = p[0], .events = IOPAUSE_READ } ;
+    int r = iopause_g(&x, 1, &deadline) ;
+    if (r == -1 && errno == EINTR) continue ;
+    if (r <= 0) break ;
+    r = read(p[0], (char *)&answer + got, sizeof(answer) - got) ;
+    if (r <= 0) break ;
+    got += r ;
+    if (got == sizeof(answer)) { *ci = answer ; got = 0 ; }
+  }
+  fd_close(p[0]) ;
+  kill(pid, SIGKILL) ;
+  while (waitpid(pid, 0, 0) == -1 && errno == EINTR) ;
+}
