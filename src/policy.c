@@ -54,15 +54,23 @@ static int sets (rules_result const *r, char const *name)
   return 0 ;
 }
 
+unsigned int policy_clientcert (rules_result const *r, unsigned int requested)
+{
+  return requested == TLSCTX_CLIENTCERT_NONE && (sets(r, "CCAFILE") || sets(r, "CAFILE")) ? TLSCTX_CLIENTCERT_REQUEST : requested ;
+}
+
 SSL_CTX *policy_context (SSL_CTX *dflt, char const *const *connenv, rules_result const *r, tlsctx_config const *base)
 {
   tlsctx_config cfg = *base ;
   char err[1024] ;
   SSL_CTX *ctx ;
-  if (!sets_tls(r)) return dflt ;
-  if (cfg.clientcert == TLSCTX_CLIENTCERT_NONE && (sets(r, "CCAFILE") || sets(r, "CAFILE")))
-    cfg.clientcert = TLSCTX_CLIENTCERT_REQUEST ;
+  if (dflt && !sets_tls(r)) return dflt ;
+  cfg.clientcert = policy_clientcert(r, cfg.clientcert) ;
   ctx = tlsctx_server(connenv, &cfg, err, sizeof(err)) ;
-  if (!ctx) die_x(111, "unable to apply the TLS settings of rule ", r->key.len ? r->key.s : "(default)", ": ", err) ;
+  if (!ctx)
+  {
+    if (!dflt) die_x(111, err) ;
+    die_x(111, "unable to apply the TLS settings of rule ", r->key.len ? r->key.s : "(empty key)", ": ", err) ;
+  }
   return ctx ;
 }

@@ -24,7 +24,12 @@ extern void policy_environment (char const **v, size_t vmax, char const *const *
    a TLS variable (CERTFILE, KEYFILE, CIPHERS, CCAFILE, ...), in which case
    one is built from the connection's environment. A rule setting CCAFILE or
    CAFILE asks the client for a certificate (optional unless -m/-z).
-   Dies 111 with a one-line message if the rule's material is broken. */
+   Dies 111 with a one-line message if the rule's material is broken.
+   With dflt 0, the context is always built from connenv. */
 extern SSL_CTX *policy_context (SSL_CTX *dflt, char const *const *connenv, rules_result const *, tlsctx_config const *) ;
+
+/* The client-certificate mode for a connection: a rule setting CCAFILE
+   or CAFILE turns no request into an optional one. */
+extern unsigned int policy_clientcert (rules_result const *, unsigned int requested) ;
 
 #endif

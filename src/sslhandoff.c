@@ -20,8 +20,10 @@
 #include "connenv.h"
 #include "privs.h"
 #include "engine.h"
+#include "policy.h"
+#include "rules.h"
 
-#define USAGE "sslhandoff [ -3UqQvVsSnNmzZ ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
+#define USAGE "sslhandoff [ -3UXqQvVsSnNmzZ ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
 
 extern char **environ ;
@@ -58,21 +60,24 @@ int main (int argc, char const *const *argv)
   stralloc modifs = STRALLOC_ZERO ;
   unsigned char sidctx[32] ;
   char pid[PID_FMT] ;
-  char err[1024] ;
   engine e = { .netr = 0, .netw = 1, .handshaketimeout = 26, .idletimeout = 3600, .sslenv = 1 } ;
-  int deferred = -1, password = 0, envuidgid = 0 ;
+  int deferred = -1, password = 0, envuidgid = 0, rulesoptional = 0 ;
+  char const *rulesfile = 0 ;
+  rules_result r = RULES_RESULT_ZERO ;
 
   PROG = "sslhandoff" ;
   {
     subgetopt l = SUBGETOPT_ZERO ;
     for (;;)
     {
-      int opt = subgetopt_r(argc, argv, "3UqQvVsSnNmzZB:g:u:T:w:", &l) ;
+      int opt = subgetopt_r(argc, argv, "3UXqQvVsSnNmzZx:B:g:u:T:w:", &l) ;
       if (opt == -1) break ;
       switch (opt)
       {
         case '3' : password = 1 ; break ;
         case 'U' : envuidgid = 1 ; break ;
+        case 'X' : rulesoptional = 1 ; break ;
+        case 'x' : rulesfile = l.arg ; break ;
         case 'q' : verbosity = 0 ; break ;
         case 'Q' : verbosity = 1 ; break ;
         case 'v' : verbosity = 2 ; break ;
@@ -116,21 +121,29 @@ int main (int argc, char const *const *argv)
     cfg.sidctx = sidctx ;
     cfg.sidctxlen = 32 ;
   }
-  e.ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
-  if (!e.ctx) die_x(111, err) ;
-
   pid[pid_fmt(pid, getpid())] = 0 ;
   connection_info(&ci) ;
-  if (!connenv_modifiers(&modifs, &ci, 0)) dieu_sys(111, "build the environment") ;
+  if (rulesfile) policy_rules(rulesfile, rulesoptional, &ci, &r) ;
+  if (r.deny) { connenv_log("deny", pid, &ci, "") ; _exit(100) ; }
+  if (!connenv_modifiers(&modifs, &ci, 0) || !stralloc_catb(&modifs, r.env.s, r.env.len)) dieu_sys(111, "build the environment") ;
+  {
+    size_t envmax = env_len((char const *const *)environ) + 1 ;
+    for (size_t i = 0 ; i < r.env.len ; i++) if (!r.env.s[i]) envmax++ ;
+    {
+      char const *connenv[envmax] ;
+      policy_environment(connenv, envmax, (char const *const *)environ, &r) ;
+      e.ctx = policy_context(0, connenv, &r, &cfg) ;
+      privs_engine_from_env(&e.tls, connenv, e.appuid, e.appgid) ;
+      e.clientcert = tlsctx_clientcert(connenv, policy_clientcert(&r, cfg.clientcert)) ;
+      e.deferred = deferred == 1 || (deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
+    }
+  }
   e.argv = argv ;
   e.envp = (char const *const *)environ ;
   e.connmodifs = modifs.s ;
   e.connmodiflen = modifs.len ;
-  privs_engine_from_env(&e.tls, e.envp, e.appuid, e.appgid) ;
-  e.clientcert = tlsctx_clientcert(e.envp, cfg.clientcert) ;
   e.remotehost = ci.hasremotehost ? ci.remotehost : 0 ;
   e.remoteip = ci.remoteip[0] ? ci.remoteip : "unknown" ;
   e.pid = pid ;
-  e.deferred = deferred == 1 || (deferred == -1 && getenv("UCSPITLS")) ;
   engine_run(&e) ;
 }
