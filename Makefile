@@ -14,8 +14,8 @@ CC := $(shell head -n 1 conf-cc)
 LD := $(shell head -n 1 conf-ld)
 LIBS := -lssl -lcrypto -lskarnet
 
-PROGRAMS := sslserver sslhandoff sslrules
-MODULES := log options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules lookup policy
+PROGRAMS := sslserver sslhandoff sslrules sslclient
+MODULES := log options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules lookup policy peer connector
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)

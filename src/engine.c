@@ -23,6 +23,7 @@
 #include "relay.h"
 #include "ucspitls.h"
 #include "app.h"
+#include "peer.h"
 #include "engine.h"
 
  /* Descriptors of one connection, engine side; -1 once closed. */
@@ -42,6 +43,16 @@ static void close_net (engine const *e)
   if (e->netw != e->netr) fd_close(e->netw) ;
 }
 
+ /* Copies fd above the descriptor numbers the application gets (all below
+    10) and closes it, so that no later dup2 onto a target overwrites a
+    source still to be moved. */
+static int place_high (int fd)
+{
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 10) ;
+  if (r >= 0) fd_close(fd) ;
+  return r ;
+}
+
  /*
   * The application process in immediate mode. It drops to -u/-g at once,
   * then waits for the engine's verdict on the control pipe: EOF before a
@@ -59,19 +70,20 @@ static void app_immediate (engine const *e, int in, int out, int ctl)
   fd_close(ctl) ;
   modifs[1] = block.s ;
   lens[1] = block.len - 1 ;
-  if (fd_move2(0, in, 1, out) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
+  in = place_high(in) ;
+  out = place_high(out) ;
+  if (in < 0 || out < 0) dieu_sys(111, "move descriptors") ;
+  if (e->client)
+  {
+    if (dup2(in, 6) == -1 || dup2(out, 7) == -1) dieu_sys(111, "set up descriptors 6 and 7") ;
+    for (int fd = 3 ; fd < 6 ; fd++) close(fd) ;
+    app_exec(e->argv, e->envp, modifs, lens, 2, 7) ;
+  }
+  if (dup2(in, 0) == -1 || dup2(out, 1) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
   if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
   app_exec(e->argv, e->envp, modifs, lens, 2, 2) ;
 }
 
- /* Puts fd on target; the target numbers are below 10, the sources were
-    first copied above it, so no move overwrites a pending source. */
-static int place_high (int fd)
-{
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 10) ;
-  if (r >= 0) fd_close(fd) ;
-  return r ;
-}
 
  /*
   * The application process in deferred mode: the raw socket on 0 and 1,
@@ -87,12 +99,15 @@ static void app_deferred (engine const *e, int in, int out, int ctl)
   out = place_high(out) ;
   ctl = place_high(ctl) ;
   if (in < 0 || out < 0 || ctl < 0) dieu_sys(111, "move descriptors") ;
-  if ((e->netr != 0 && dup2(e->netr, 0) == -1) || (e->netw != 1 && dup2(e->netw, 1) == -1))
-    dieu_sys(111, "set up descriptors 0 and 1") ;
-  if (dup2(ctl, ENGINE_CTLFD) == -1 || dup2(in, ENGINE_READFD) == -1 || dup2(out, ENGINE_WRITEFD) == -1)
-    dieu_sys(111, "set up the UCSPI-TLS descriptors") ;
-  if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
-  app_exec(e->argv, e->envp, modifs, lens, 2, ENGINE_WRITEFD) ;
+  {
+    int r = e->client ? 6 : 0, w = e->client ? 7 : 1 ;
+    if ((e->netr != r && dup2(e->netr, r) == -1) || (e->netw != w && dup2(e->netw, w) == -1))
+      dieu_sys(111, "set up the network descriptors") ;
+    if (dup2(ctl, ENGINE_CTLFD) == -1 || dup2(in, ENGINE_READFD) == -1 || dup2(out, ENGINE_WRITEFD) == -1)
+      dieu_sys(111, "set up the UCSPI-TLS descriptors") ;
+    if (e->banner && allwrite(w, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
+    app_exec(e->argv, e->envp, modifs, lens, 2, e->client ? 7 : ENGINE_WRITEFD) ;
+  }
 }
 
 static int wait_app (pid_t pid)
@@ -190,42 +205,53 @@ void engine_run (engine const *e)
   ssl = SSL_new(e->ctx) ;
   if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(&c, 1, 111) ; }
   if (!SSL_set_rfd(ssl, e->netr) || !SSL_set_wfd(ssl, e->netw)) { log_error(111, "unable to attach TLS session: ", log_tlserror()) ; end(&c, 1, 111) ; }
-  SSL_set_accept_state(ssl) ;
+  if (e->client)
+  {
+    SSL_set_connect_state(ssl) ;
+    if (e->servername && !peer_expect_server(ssl, e->servername, e->checkname))
+    {
+      log_error(111, "unable to set the expected server name: ", log_tlserror()) ;
+      end(&c, 1, 111) ;
+    }
+  }
+  else SSL_set_accept_state(ssl) ;
   if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(&c, 1, 111) ; }
 
   r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
   if (r == HANDSHAKE_REFUSED)
   {
-    log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    else log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
     end(&c, e->deferred, 110) ;
   }
   if (r != HANDSHAKE_OK)
   {
-    log_error(111, "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    log_error(111, e->client ? "unable to connect TLS to: " : "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
     end(&c, e->deferred, 111) ;
   }
-  if (e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && e->remotehost)
+  if (e->pin && !peer_pin_matches(ssl, e->pin))
   {
-    X509 *peer = SSL_get0_peer_certificate(ssl) ;
-    if (!peer || X509_check_host(peer, e->remotehost, 0, 0, 0) != 1)
-    {
-      char h[LOG_FIELD_FMT] ;
-      log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost, 0)) ;
-      end(&c, e->deferred, 110) ;
-    }
+    log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": certificate pin mismatch") ;
+    end(&c, e->deferred, 110) ;
+  }
+  if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && e->remotehost && !peer_names_host(ssl, e->remotehost))
+  {
+    char h[LOG_FIELD_FMT] ;
+    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost, 0)) ;
+    end(&c, e->deferred, 110) ;
   }
 
   if (e->deferred && !sendblock) shutdown(c.ctl, SHUT_RDWR) ;
   else
   {
     stralloc block = STRALLOC_ZERO ;
-    if (sendblock && !tlsenv_server(&block, ssl)) { log_error(111, "unable to build the TLS environment: out of memory") ; end(&c, 1, 111) ; }
+    if (sendblock && !(e->client ? tlsenv_client(&block, ssl) : tlsenv_server(&block, ssl))) { log_error(111, "unable to build the TLS environment: out of memory") ; end(&c, 1, 111) ; }
     if (!ucspitls_send_block(c.ctl, block.s, block.len)) { log_error(111, "unable to pass the TLS environment: ", strerror(errno)) ; end(&c, 1, 111) ; }
     stralloc_free(&block) ;
   }
   fd_close(c.ctl) ;
   c.ctl = -1 ;
-  log_status("tls ", e->pid, " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
+  log_status("tls ", e->pid, e->client ? " connect " : " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
 
   r = relay_run(ssl, e->netr, e->netw, c.toapp, c.fromapp, e->idletimeout, &why) ;
   c.toapp = c.fromapp = -1 ;

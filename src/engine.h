@@ -35,10 +35,15 @@ struct engine_s
   char const *pid ;             /* for log lines */
   int sslenv ;                  /* -s: SSL_* in the application's environment */
   int deferred ;                /* UCSPI-TLS: the application starts TLS */
+  int client ;                  /* connect side (sslclient): the application on 6/7 */
+  char const *servername ;      /* client: SNI, and the name to verify */
+  int checkname ;               /* client: verify servername against the certificate */
+  unsigned char const *pin ;    /* client: SHA-256 pin of the certificate or key, or 0 */
 } ;
 
 /* Deferred mode: the application's descriptors for the UCSPI-TLS protocol,
-   announced in SSLCTLFD, SSLREADFD, SSLWRITEFD. */
+   announced in SSLCTLFD, SSLREADFD, SSLWRITEFD; the network is on 0/1
+   (server) or 6/7 (client). */
 #define ENGINE_CTLFD 3
 #define ENGINE_READFD 4
 #define ENGINE_WRITEFD 5

@@ -86,18 +86,14 @@ static int load_dh (SSL_CTX *ctx, char const *file, char *err, size_t errlen)
   return 1 ;
 }
 
-static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
+/* What both sides share: options, protocol versions, ciphers, groups.
+   ciphers: the TLS 1.2 list given on the command line, else CIPHERS. */
+static int setup_protocol (SSL_CTX *ctx, char const *const *envp, char const *ciphers, char *err, size_t errlen)
 {
-  char const *certfile = envval(envp, "CERTFILE") ;
-  char const *chainfile = envval(envp, "CERTCHAINFILE") ;
-  char const *keyfile = envval(envp, "KEYFILE") ;
-  char const *ciphers = envval(envp, "CIPHERS") ;
   char const *suites = envval(envp, "CIPHERSUITES") ;
   char const *groups = envval(envp, "GROUPS") ;
-  char const *dhfile = envval(envp, "DHFILE") ;
   char const *s ;
   int minv = TLS1_2_VERSION, maxv = 0 ;
-  unsigned int clientcert = tlsctx_clientcert(envp, cfg->clientcert) ;
 
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF) ;
   SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE) ;
@@ -111,6 +107,7 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   if (!SSL_CTX_set_min_proto_version(ctx, minv) || !SSL_CTX_set_max_proto_version(ctx, maxv))
     return fail(err, errlen, "unable to set protocol versions", 0, log_tlserror()) ;
 
+  if (!ciphers) ciphers = envval(envp, "CIPHERS") ;
   if (ciphers && only_tls13_names(ciphers))
   {
     if (!suites) suites = ciphers ;
@@ -122,6 +119,19 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   if (!SSL_CTX_set_ciphersuites(ctx, suites)) return fail(err, errlen, "unable to set TLS 1.3 ciphersuites", suites, log_tlserror()) ;
   if (!groups) groups = TLSCTX_GROUPS ;
   if (!SSL_CTX_set1_groups_list(ctx, groups)) return fail(err, errlen, "unable to set groups", groups, log_tlserror()) ;
+  return 1 ;
+}
+
+static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
+{
+  char const *certfile = envval(envp, "CERTFILE") ;
+  char const *chainfile = envval(envp, "CERTCHAINFILE") ;
+  char const *keyfile = envval(envp, "KEYFILE") ;
+  char const *dhfile = envval(envp, "DHFILE") ;
+  char const *s ;
+  unsigned int clientcert = tlsctx_clientcert(envp, cfg->clientcert) ;
+
+  if (!setup_protocol(ctx, envp, 0, err, errlen)) return 0 ;
 
   SSL_CTX_set_dh_auto(ctx, 1) ;
   if (dhfile && !load_dh(ctx, dhfile, err, errlen)) return 0 ;
@@ -205,4 +215,42 @@ char const *tlsctx_read_password (int fd)
   pw[len] = 0 ;
   pw[strcspn(pw, "\n")] = 0 ;
   return pw ;
+}
+
+SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config const *cfg, char *err, size_t errlen)
+{
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method()) ;
+  if (!ctx) { fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ; return 0 ; }
+  if (!setup_protocol(ctx, envp, cfg->ciphers, err, errlen)) goto err ;
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF) ;
+  SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)cfg->password) ;
+  if (cfg->certfile)
+  {
+    char const *keyfile = cfg->keyfile ? cfg->keyfile : cfg->certfile ;
+    if (!SSL_CTX_use_certificate_chain_file(ctx, cfg->certfile))
+    { fail(err, errlen, "unable to load certificate", cfg->certfile, log_tlserror()) ; goto err ; }
+    if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
+    { fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ; goto err ; }
+    if (!SSL_CTX_check_private_key(ctx))
+    { ERR_clear_error() ; fail(err, errlen, "key does not match certificate", keyfile, cfg->certfile) ; goto err ; }
+  }
+  if (cfg->verify)
+  {
+    if (cfg->cafile || cfg->cadir)
+    {
+      if (!SSL_CTX_load_verify_locations(ctx, cfg->cafile, cfg->cadir))
+      { fail(err, errlen, "unable to load CA list", cfg->cafile ? cfg->cafile : cfg->cadir, log_tlserror()) ; goto err ; }
+    }
+    else if (!SSL_CTX_set_default_verify_paths(ctx))
+    { fail(err, errlen, "unable to load the system's trusted certificates", 0, log_tlserror()) ; goto err ; }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, 0) ;
+    SSL_CTX_set_verify_depth(ctx, cfg->depth) ;
+  }
+  else SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, 0) ;
+  return ctx ;
+ err:
+  SSL_CTX_free(ctx) ;
+  ERR_clear_error() ;
+  return 0 ;
 }

@@ -13,6 +13,7 @@
 #define TLSCTX_CIPHERSUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
 #define TLSCTX_GROUPS "X25519:P-256:P-384"
 #define TLSCTX_VERIFYDEPTH 5
+#define TLSCTX_CLIENT_VERIFYDEPTH 10
 
 #define TLSCTX_CLIENTCERT_NONE 0
 #define TLSCTX_CLIENTCERT_REQUIRE 1   /* -m */
@@ -37,6 +38,23 @@ extern SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *, c
 /* The client-certificate mode a context was built with: CCAFILE=- turns a
    requested client certificate off, as in ucspi-ssl. */
 extern unsigned int tlsctx_clientcert (char const *const *envp, unsigned int requested) ;
+
+typedef struct tlsctx_client_config_s tlsctx_client_config, *tlsctx_client_config_ref ;
+struct tlsctx_client_config_s
+{
+  char const *cafile ;         /* trust: CAFILE/CADIR, else the system's store */
+  char const *cadir ;
+  int verify ;                 /* verify the server's chain (-X turns it off) */
+  unsigned int depth ;
+  char const *certfile ;       /* client certificate, or 0 */
+  char const *keyfile ;        /* defaults to certfile */
+  char const *password ;
+  char const *ciphers ;        /* -z, else CIPHERS */
+} ;
+
+/* A client context: the same protocol defaults and variables (CIPHERSUITES,
+   TLSMINVERSION, TLSMAXVERSION, GROUPS) as the server's. */
+extern SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config const *, char *err, size_t errlen) ;
 
 /* -3: reads the key passphrase from fd (up to NUL, newline or EOF) and
    closes fd. Dies 111 on failure. */

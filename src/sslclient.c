@@ -1,0 +1,198 @@
+/* ISC license. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include <skalibs/djbunix.h>
+#include <skalibs/sgetopt.h>
+#include <skalibs/stralloc.h>
+#include <skalibs/strerr.h>
+#include <skalibs/types.h>
+
+#include "log.h"
+#include "options.h"
+#include "tlsctx.h"
+#include "connenv.h"
+#include "connector.h"
+#include "lookup.h"
+#include "peer.h"
+#include "engine.h"
+
+#define USAGE "sslclient [ -463hHrRdDqQvsSeExXnNy ] [ -i localip ] [ -p localport ] [ -T timeoutconn ] [ -l localname ] [ -t timeoutinfo ] [ -a cafile ] [ -A cadir ] [ -c certfile ] [ -k keyfile ] [ -K keypassfile ] [ -V verifydepth ] [ -z ciphers ] [ -F sha256:fingerprint ] [ -w progtimeout ] host port prog..."
+#define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
+
+extern char **environ ;
+
+typedef struct options_s options ;
+struct options_s
+{
+  char const *localip ;
+  char const *localport ;
+  char const *localname ;
+  unsigned int timeout1 ;
+  unsigned int timeout2 ;
+  unsigned int identtimeout ;
+  unsigned int idletimeout ;
+  char const *passfile ;
+  unsigned char pin[PEER_PINLEN] ;
+  int haspin : 1 ;
+  int prefer4 : 1 ;
+  int prefer6 : 1 ;
+  int password : 1 ;
+  int dns : 1 ;
+  int ident : 1 ;
+  int nagle : 1 ;
+  int sslenv : 1 ;
+  int tcpenv : 1 ;
+  int checkname : 1 ;
+  int deferred : 1 ;
+} ;
+
+static void timeouts_scan (char const *s, options *o)
+{
+  char const *plus = strchr(s, '+') ;
+  if (!plus) { o->timeout1 = options_number(s, 'T', 1) ; return ; }
+  {
+    size_t n = plus - s ;
+    char a[n + 1] ;
+    memcpy(a, s, n) ;
+    a[n] = 0 ;
+    o->timeout1 = options_number(a, 'T', 1) ;
+    o->timeout2 = options_number(plus + 1, 'T', 0) ;
+  }
+}
+
+ /* -K: the passphrase is the file's first line. */
+static char const *read_passfile (char const *file)
+{
+  static char pw[1024] ;
+  ssize_t r ;
+  int fd = openb_read(file) ;
+  if (fd == -1) dieu_sys(111, "open ", file) ;
+  r = read(fd, pw, sizeof(pw) - 1) ;
+  if (r == -1) dieu_sys(111, "read ", file) ;
+  close(fd) ;
+  pw[r] = 0 ;
+  pw[strcspn(pw, "\r\n")] = 0 ;
+  return pw ;
+}
+
+int main (int argc, char const *const *argv)
+{
+  options o = { .timeout1 = 2, .timeout2 = 58, .identtimeout = 26, .idletimeout = 3600, .dns = 1, .checkname = 1 } ;
+  tlsctx_client_config cfg = { .verify = 1, .depth = TLSCTX_CLIENT_VERIFYDEPTH } ;
+  conninfo ci = { .haslocalhost = 0 } ;
+  stralloc modifs = STRALLOC_ZERO ;
+  char pid[PID_FMT] ;
+  char err[1024] ;
+  char const *why ;
+  engine e = { .netr = -1 } ;
+  int fd, refused, one = 1 ;
+  unsigned int what = 0 ;
+
+  PROG = "sslclient" ;
+  {
+    subgetopt l = SUBGETOPT_ZERO ;
+    for (;;)
+    {
+      int opt = subgetopt_r(argc, argv, "463hHrRdDqQvsSeExXnNyi:p:T:l:t:a:A:c:k:K:V:z:F:w:", &l) ;
+      if (opt == -1) break ;
+      switch (opt)
+      {
+        case '4' : o.prefer4 = 1 ; o.prefer6 = 0 ; break ;
+        case '6' : o.prefer6 = 1 ; o.prefer4 = 0 ; break ;
+        case '3' : o.password = 1 ; break ;
+        case 'h' : o.dns = 1 ; break ;
+        case 'H' : o.dns = 0 ; break ;
+        case 'r' : o.ident = 1 ; break ;
+        case 'R' : o.ident = 0 ; break ;
+        case 'd' : o.nagle = 1 ; break ;
+        case 'D' : o.nagle = 0 ; break ;
+        case 'q' : verbosity = 0 ; break ;
+        case 'Q' : verbosity = 1 ; break ;
+        case 'v' : verbosity = 2 ; break ;
+        case 's' : o.sslenv = 1 ; break ;
+        case 'S' : o.sslenv = 0 ; break ;
+        case 'e' : o.tcpenv = 1 ; break ;
+        case 'E' : o.tcpenv = 0 ; break ;
+        case 'x' : cfg.verify = 1 ; break ;
+        case 'X' : cfg.verify = 0 ; break ;
+        case 'n' : o.checkname = 1 ; break ;
+        case 'N' : o.checkname = 0 ; break ;
+        case 'y' : o.deferred = 1 ; break ;
+        case 'i' : o.localip = l.arg ; break ;
+        case 'p' : o.localport = l.arg ; break ;
+        case 'T' : timeouts_scan(l.arg, &o) ; break ;
+        case 'l' : o.localname = l.arg ; break ;
+        case 't' : o.identtimeout = options_number(l.arg, 't', 0) ; break ;
+        case 'a' : cfg.cafile = l.arg ; break ;
+        case 'A' : cfg.cadir = l.arg ; break ;
+        case 'c' : cfg.certfile = l.arg ; break ;
+        case 'k' : cfg.keyfile = l.arg ; break ;
+        case 'K' : o.passfile = l.arg ; break ;
+        case 'V' : cfg.depth = options_number(l.arg, 'V', 1) ; break ;
+        case 'z' : cfg.ciphers = l.arg ; break ;
+        case 'F' : if (!peer_pin_scan(l.arg, o.pin)) die_x(100, "invalid fingerprint for -F: ", l.arg, ": expected sha256:64 hex digits") ; o.haspin = 1 ; break ;
+        case 'w' : o.idletimeout = options_number(l.arg, 'w', 0) ; break ;
+        default : dieusage() ;
+      }
+    }
+    argc -= l.ind ; argv += l.ind ;
+  }
+  if (argc < 3 || !*argv[0]) dieusage() ;
+  if (!cfg.cafile && getenv("CAFILE") && *getenv("CAFILE")) cfg.cafile = getenv("CAFILE") ;
+  if (!cfg.cadir && getenv("CADIR") && *getenv("CADIR")) cfg.cadir = getenv("CADIR") ;
+  if (o.haspin) cfg.verify = 0 ;   /* the pin replaces the CA and the name */
+  if (o.passfile) cfg.password = read_passfile(o.passfile) ;
+  else if (o.password) cfg.password = tlsctx_read_password(3) ;
+  e.ctx = tlsctx_client((char const *const *)environ, &cfg, err, sizeof(err)) ;
+  if (!e.ctx) die_x(111, err) ;
+
+  fd = connector_open(argv[0], argv[1], o.localip, o.localport, o.prefer4, o.prefer6, o.timeout1, o.timeout2, &refused, &why) ;
+  if (fd == -1)
+  {
+    if (refused) die_x(110, "unable to connect to: ", argv[0], " port: ", argv[1], ": ", why) ;
+    die_x(111, "unable to connect to: ", argv[0], " port: ", argv[1], ": ", why) ;
+  }
+  if (!o.nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
+  if (!connenv_fromsocket(&ci, fd)) dieu_sys(111, "get connection addresses") ;
+  pid[pid_fmt(pid, getpid())] = 0 ;
+  log_status("connected to: ", ci.remoteip, " port: ", ci.remoteport) ;
+  if (o.localname)
+  {
+    size_t n = strlen(o.localname) ;
+    if (n >= sizeof(ci.localhost)) n = sizeof(ci.localhost) - 1 ;
+    memcpy(ci.localhost, o.localname, n) ;
+    ci.localhost[n] = 0 ;
+    ci.haslocalhost = 1 ;
+  }
+  else if (o.dns) what |= LOOKUP_LOCALHOST ;
+  if (o.dns) what |= LOOKUP_REMOTEHOST ;
+  if (o.ident) what |= LOOKUP_IDENT ;
+  lookup_names(&ci, what, o.identtimeout) ;
+  if (!connenv_modifiers(&modifs, &ci, o.tcpenv)) dieu_sys(111, "build the environment") ;
+
+  e.netr = e.netw = fd ;
+  e.argv = argv + 2 ;
+  e.envp = (char const *const *)environ ;
+  e.connmodifs = modifs.s ;
+  e.connmodiflen = modifs.len ;
+  e.handshaketimeout = o.timeout1 + o.timeout2 ;
+  e.idletimeout = o.idletimeout ;
+  e.remoteip = ci.remoteip ;
+  e.pid = pid ;
+  e.sslenv = o.sslenv ;
+  e.deferred = o.deferred ;
+  e.client = 1 ;
+  e.servername = strcmp(argv[0], "0") ? argv[0] : "127.0.0.1" ;
+  e.checkname = cfg.verify && o.checkname ;
+  e.pin = o.haspin ? o.pin : 0 ;
+  engine_run(&e) ;
+}
