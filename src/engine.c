@@ -234,10 +234,10 @@ void engine_run (engine const *e)
     log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": certificate pin mismatch") ;
     end(&c, e->deferred, 110) ;
   }
-  if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && e->remotehost && !peer_names_host(ssl, e->remotehost))
+  if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && !peer_names_host(ssl, e->remotehost, e->remoteip))
   {
     char h[LOG_FIELD_FMT] ;
-    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost, 0)) ;
+    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, 1)) ;
     end(&c, e->deferred, 110) ;
   }
 

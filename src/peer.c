@@ -51,8 +51,9 @@ int peer_pin_scan (char const *s, unsigned char *pin)
   return n == 2 * PEER_PINLEN ;
 }
 
-int peer_names_host (SSL *ssl, char const *host)
+int peer_names_host (SSL *ssl, char const *host, char const *ip)
 {
   X509 *cert = SSL_get0_peer_certificate(ssl) ;
-  return cert && X509_check_host(cert, host, 0, 0, 0) == 1 ;
+  if (!cert) return 0 ;
+  return host ? X509_check_host(cert, host, 0, 0, 0) == 1 : X509_check_ip_asc(cert, ip, 0) == 1 ;
 }

@@ -18,7 +18,8 @@ extern int peer_pin_matches (SSL *, unsigned char const *pin) ;
 /* Parses "sha256:HEX" (or just HEX, 64 digits, ':' separators allowed). */
 extern int peer_pin_scan (char const *s, unsigned char *pin) ;
 
-/* Server side, -z: 1 if the client's certificate names host. */
-extern int peer_names_host (SSL *, char const *host) ;
+/* Server side, -z: 1 if the client's certificate names host (its PTR
+   name) or, when no name is known, carries ip as an IP SAN. */
+extern int peer_names_host (SSL *, char const *host, char const *ip) ;
 
 #endif

@@ -1,6 +1,8 @@
 /* ISC license. */
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <skalibs/env.h>
@@ -16,7 +18,8 @@ void privs_drop (char const *root, gid_t gid, uid_t uid)
     if (chroot(root) == -1) dieu_sys(111, "chroot to ", root) ;
     if (chdir("/") == -1) dieu_sys(111, "chdir to / in ", root) ;
   }
-  if (gid && setgroups_and_gid(gid, 1, &gid) == -1) dieu_sys(111, "set gid") ;
+  /* skalibs' setgroups_and_gid sets the supplementary groups only */
+  if (gid && (setgroups_and_gid(gid, 1, &gid) == -1 || setgid(gid) == -1)) dieu_sys(111, "set gid") ;
   if (uid && setuid(uid) == -1) dieu_sys(111, "set uid") ;
 }
 
@@ -40,4 +43,14 @@ void privs_engine_from_env (privs_engine *p, char const *const *envp, uid_t appu
   if (privs_envid("SSL_GID", env_get2(envp, "SSL_GID"), &id) || privs_envid("TLS_GID", env_get2(envp, "TLS_GID"), &id)) p->gid = id ;
   p->root = env_get2(envp, "SSL_CHROOT") ;
   if (p->root && !*p->root) p->root = 0 ;
+}
+
+void privs_engine_check (privs_engine const *p)
+{
+  struct stat st ;
+  if (p->root && (stat(p->root, &st) == -1 || !S_ISDIR(st.st_mode)))
+  {
+    if (errno == 0) errno = ENOTDIR ;
+    dieu_sys(111, "use SSL_CHROOT ", p->root) ;
+  }
 }

@@ -24,4 +24,8 @@ struct privs_engine_s
 } ;
 extern void privs_engine_from_env (privs_engine *, char const *const *envp, uid_t appuid, gid_t appgid) ;
 
+/* Start-up check of what privs_engine_from_env found: SSL_CHROOT must be
+   a directory. Dies 111 otherwise. */
+extern void privs_engine_check (privs_engine const *) ;
+
 #endif

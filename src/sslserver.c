@@ -36,6 +36,7 @@
 #include "lookup.h"
 #include "policy.h"
 #include "rules.h"
+#include "tickets.h"
 
 #define USAGE "sslserver [ -1346UXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
@@ -229,7 +230,7 @@ int main (int argc, char const *const *argv)
     .dns = 1, .sslenv = 1, .deferred = -1,
   } ;
   unsigned char sidctx[32] ;
-  tlsctx_config cfg = { .sidctx = sidctx, .sidctxlen = 32 } ;
+  tlsctx_config cfg = { .sidctx = sidctx, .sidctxlen = 32, .tickets = 1 } ;
   char err[1024] ;
   char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
   unsigned int children = 0, maxconip = 0 ;
@@ -251,6 +252,11 @@ int main (int argc, char const *const *argv)
     char const *s = getenv("MAXCONIP") ;
     char *end ;
     if (s && *s && (!(maxconip = strtoul(s, &end, 10)) || *end)) die_x(100, "invalid MAXCONIP: ", s) ;
+  }
+  {
+    privs_engine p ;
+    privs_engine_from_env(&p, (char const *const *)environ, o.uid, o.gid) ;
+    privs_engine_check(&p) ;
   }
   cfg.clientcert = o.clientcert ;
   if (o.password) cfg.password = tlsctx_read_password(3) ;
@@ -302,11 +308,19 @@ int main (int argc, char const *const *argv)
 
   {
     child table[o.limit] ;
+    tain rotation ;
+    tain_addsec_g(&rotation, TICKETS_ROTATE_SECS) ;
     for (;;)
     {
       iopause_fd x[2] = { { .fd = spfd, .events = IOPAUSE_READ }, { .fd = lfd, .events = IOPAUSE_READ } } ;
-      int r = iopause_g(x, children < o.limit ? 2 : 1, 0) ;
+      int r = iopause_g(x, children < o.limit ? 2 : 1, &rotation) ;
       if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
+      if (!r)
+      {
+        if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
+        tain_addsec_g(&rotation, TICKETS_ROTATE_SECS) ;
+        continue ;
+      }
       if (x[0].revents)
       {
         for (;;)
@@ -317,7 +331,9 @@ int main (int argc, char const *const *argv)
           if (sig == SIGTERM) _exit(0) ;
           if (sig == SIGHUP)
           {
-            SSL_CTX *fresh = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
+            SSL_CTX *fresh ;
+            if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
+            fresh = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
             if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; log_status("reloaded TLS material") ; }
             else log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
           }

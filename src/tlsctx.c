@@ -8,11 +8,13 @@
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <skalibs/env.h>
 
 #include "log.h"
 #include "tlsctx.h"
+#include "tickets.h"
 
 static char const *envval (char const *const *envp, char const *name)
 {
@@ -51,6 +53,16 @@ static int only_tls13_names (char const *s)
     if (!s) return 1 ;
     s++ ;
   }
+}
+
+/* OpenSSL refuses a key that does not match the loaded certificate while
+   loading it; say so rather than "unable to load key". */
+static int key_mismatch (void)
+{
+  unsigned long e = ERR_peek_last_error() ;
+  int r = ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ;
+  if (r) ERR_clear_error() ;
+  return r ;
 }
 
 static int password_cb (char *buf, int size, int rwflag, void *data)
@@ -144,7 +156,8 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   if (!SSL_CTX_use_certificate_chain_file(ctx, certfile))
     return fail(err, errlen, "unable to load certificate", certfile, log_tlserror()) ;
   if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
-    return fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
+    return key_mismatch() ? fail(err, errlen, "key does not match certificate", keyfile, certfile)
+                          : fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
   if (!SSL_CTX_check_private_key(ctx))
   {
     ERR_clear_error() ;
@@ -182,6 +195,12 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   if (!SSL_CTX_set_session_id_context(ctx, cfg->sidctx, cfg->sidctxlen))
     return fail(err, errlen, "unable to set session id context", 0, log_tlserror()) ;
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF) ;
+  if (!cfg->tickets)
+  {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET) ;
+    SSL_CTX_set_num_tickets(ctx, 0) ;
+  }
+  else if (!tickets_attach(ctx)) return fail(err, errlen, "unable to set up session tickets", 0, log_tlserror()) ;
   return 1 ;
 }
 
@@ -231,7 +250,11 @@ SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config const *cfg
     if (!SSL_CTX_use_certificate_chain_file(ctx, cfg->certfile))
     { fail(err, errlen, "unable to load certificate", cfg->certfile, log_tlserror()) ; goto err ; }
     if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
-    { fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ; goto err ; }
+    {
+      if (key_mismatch()) fail(err, errlen, "key does not match certificate", keyfile, cfg->certfile) ;
+      else fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
+      goto err ;
+    }
     if (!SSL_CTX_check_private_key(ctx))
     { ERR_clear_error() ; fail(err, errlen, "key does not match certificate", keyfile, cfg->certfile) ; goto err ; }
   }

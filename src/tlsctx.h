@@ -27,6 +27,7 @@ struct tlsctx_config_s
   char const *password ;       /* key passphrase (-3), or 0 */
   unsigned char const *sidctx ; /* session id context, distinct per service */
   unsigned int sidctxlen ;
+  int tickets ;                /* 1: session tickets with the keys of tickets.c; 0: none */
 } ;
 
 /* Builds a server context from the variables of envp (CERTFILE, KEYFILE,

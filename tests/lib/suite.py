@@ -305,3 +305,102 @@ def zombies_of(pid):
         if st and st.get("State", "").startswith("Z"):
             out.append(k)
     return out
+
+
+# ---------------------------------------------------------------- any command with a port line
+
+class PortCommand(Server):
+    """An arbitrary listening command (e.g. ucspi-tcp's tcpserver -1, which
+    prints just the port; sslserver -1 prints "ip : port") whose first stdout
+    line names the port, read with a bounded wait. stderr goes to a file, as
+    with Server; log(), wait_log(), alive(), wait() and stop() are Server's."""
+
+    def __init__(self, args, env=None, stdin=None, pass_fds=(), start_timeout=10):
+        self.dir = tmpdir()
+        self.logpath = os.path.join(self.dir, "stderr")
+        self.args = list(args)
+        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        e.update(env or {})
+        self.env = e
+        self.err = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.err, stdin=stdin,
+                                     env=e, pass_fds=pass_fds)
+        self.port = None
+        self.ip = None
+        line = self._readline(start_timeout)
+        if line and line.split():
+            self.ip, _, p = line.strip().rpartition(" : ")
+            try:
+                self.port = int(p.split()[-1])
+            except ValueError:
+                self.port = None
+        atexit.register(self.stop)
+
+
+# ---------------------------------------------------------------- added helpers
+
+class fd3:
+    """Context manager: while active, descriptor 3 of this process reads data
+    then EOF (a pipe), ready to be handed to a child with pass_fds=(3,) -
+    e.g. a key passphrase for sslserver -3. Restores descriptor 3 after."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __enter__(self):
+        r, w = os.pipe()
+        os.write(w, self.data)
+        os.close(w)
+        self.saved = None
+        if r != 3:
+            try:
+                self.saved = os.dup(3)
+            except OSError:
+                self.saved = None
+            os.dup2(r, 3)
+            os.close(r)
+        os.set_inheritable(3, True)
+        return 3
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 3)
+            os.close(self.saved)
+        else:
+            os.close(3)
+        return False
+
+
+def run_server_once(opts=(), env=None, app=("true",), host="127.0.0.1", port="0", program="sslserver",
+                    timeout=10, pass_fds=()):
+    """Like start_failure, with stdout too: returns (exit code, stdout,
+    stderr). stdin is /dev/null. The exit code is None if the program did not
+    exit: it printed a whole stdout line (with -1: it is listening) or was
+    still running after timeout; it is then killed."""
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    e.update(env or {})
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen([prog(program)] + list(opts) + [host, port] + list(app), env=e, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=err, pass_fds=pass_fds)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in out:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                break
+            c = os.read(p.stdout.fileno(), 4096)
+            if not c:
+                break
+            out += c
+        rc = None
+        if b"\n" not in out:
+            try:
+                rc = p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                rc = None
+        if rc is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        err.seek(0)
+        return rc, out.decode("utf-8", "replace"), err.read().decode("utf-8", "replace")

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+# Privileges (run as root): the program runs as -u/-g with only [gid] as
+# supplementary groups, the TLS engine (the program's parent) as
+# SSL_UID/SSL_GID (TLS_UID/TLS_GID) or else -u/-g, in SSL_CHROOT; secrets
+# never reach the program's environment; the program gets fds 0, 1, 2 only,
+# an empty signal mask and SIGPIPE at its default; -U; a root-only key.
+import os
+import signal
+import stat
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tap import ok, is_, like, unlike, diag, skip_all  # noqa: E402
+import suite  # noqa: E402
+
+if os.geteuid() != 0:
+    skip_all("privileges.t needs root")
+
+pki = suite.Pki()
+ca = pki.ca("ca")
+leaf = pki.leaf("server", ca)
+BASE = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
+ctx = suite.client_context(ca["crt"])
+
+# sslserver starts with supplementary groups of its own: the program and the
+# engine must end up with [gid] only.
+os.setgroups([4242, 4243])
+
+
+def ids(status, field):
+    return [int(x) for x in status.get(field, "").split()]
+
+
+def with_session(srv, look):
+    """Opens a session, gets the program's report, calls look(report) while
+    the program and its engine are alive, then ends the session."""
+    with suite.tls_connect(srv.port, ctx) as s:
+        rep = suite.report_of(s)
+        res = look(rep) if rep else None
+        s.sendall(b"quit\n")
+        suite.read_all(s)
+    return rep, res
+
+
+def engine_view(rep):
+    ppid = rep["ppid"]
+    try:
+        root = os.readlink("/proc/%d/root" % ppid)
+        cwd = os.readlink("/proc/%d/cwd" % ppid)
+    except OSError as e:
+        root = cwd = "unreadable: %s" % e
+    return {"pid": ppid, "status": suite.proc_status(ppid) or {}, "root": root, "cwd": cwd,
+            "approot": os.readlink("/proc/%d/root" % rep["pid"])}
+
+
+# ---------------------------------------------------------------- -u/-g only
+srv = suite.Server(["-v", "-u", "7791", "-g", "7792"], env=dict(BASE, FOO="bar baz"))
+ok(srv.port, "-u 7791 -g 7792: server started")
+rep, eng = with_session(srv, engine_view)
+ok(rep is not None, "-u/-g: program started")
+rep = rep or {"uid": None, "gid": None, "groups": None, "env": {}, "fds": None, "sigblk": None, "sigign": None, "ppid": None}
+eng = eng or {"status": {}, "pid": None, "root": None, "cwd": None, "approot": None}
+is_(rep["uid"], 7791, "program uid is -u")
+is_(rep["gid"], 7792, "program gid is -g")
+is_(rep["groups"], [7792], "program supplementary groups are [gid] only")
+is_(ids(eng["status"], "Uid"), [7791] * 4, "engine (program's parent): real/effective/saved/fs uid = -u without SSL_UID")
+is_(ids(eng["status"], "Gid"), [7792] * 4, "engine: all gids = -g without SSL_GID")
+is_(ids(eng["status"], "Groups"), [7792], "engine: supplementary groups [gid] only")
+is_(int(eng["status"].get("PPid", "0")), srv.proc.pid, "engine is a child of the sslserver main process")
+is_(eng["root"], "/", "engine not chrooted without SSL_CHROOT")
+is_(eng["approot"], "/", "program not chrooted")
+is_(suite.proc_status(srv.proc.pid)["Uid"].split(), ["0"] * 4, "the main process stays root (to re-read the key on SIGHUP)")
+is_(rep["env"].get("FOO"), "bar baz", "an ordinary variable passes through to the program")
+srv.stop()
+
+# ---------------------------------------------------------------- SSL_UID/SSL_GID/SSL_CHROOT and secrets
+jail = suite.tmpdir()
+secrets = {
+    "CERTFILE": leaf["pem"], "KEYFILE": leaf["key"], "CERTCHAINFILE": leaf["pem"],
+    "CERTFILE:mail.example.org": leaf["pem"], "KEYFILE:mail.example.org": leaf["key"],
+    "SSL_UID": "7793", "SSL_GID": "7794", "SSL_CHROOT": jail, "TLS_UID": "7795", "TLS_GID": "7796",
+}
+srv = suite.Server(["-u", "7791", "-g", "7792"], env=dict(secrets, FOO="bar", MAILNAME="mail.example.org"))
+ok(srv.port, "SSL_UID/SSL_GID/SSL_CHROOT and every secret set: server started")
+rep, eng = with_session(srv, engine_view)
+ok(rep is not None, "SSL_UID/SSL_GID/SSL_CHROOT: program started")
+rep = rep or {"uid": None, "gid": None, "groups": None, "env": {}}
+eng = eng or {"status": {}, "root": None, "cwd": None}
+is_((rep["uid"], rep["gid"], rep["groups"]), (7791, 7792, [7792]), "program still runs as -u/-g")
+is_(ids(eng["status"], "Uid"), [7793] * 4, "engine runs as SSL_UID (SSL_UID wins over TLS_UID)")
+is_(ids(eng["status"], "Gid"), [7794] * 4, "engine runs as SSL_GID (SSL_GID wins over TLS_GID)")
+is_(ids(eng["status"], "Groups"), [7794], "engine supplementary groups: [SSL_GID] only")
+is_(eng["root"], jail, "engine's root is SSL_CHROOT")
+is_(eng["cwd"], jail, "engine's working directory is the top of the chroot")
+leaked = sorted(k for k in secrets if k in rep["env"])
+is_(leaked, [], "no secret variable in the program's environment")
+leaked = sorted(k for k in rep["env"] if k.startswith("KEYFILE") or k.startswith("CERTFILE"))
+is_(leaked, [], "no KEYFILE* or CERTFILE* variable at all")
+is_((rep["env"].get("FOO"), rep["env"].get("MAILNAME")), ("bar", "mail.example.org"), "ordinary variables pass through")
+srv.stop()
+
+# The s6 spellings alone.
+srv = suite.Server(["-u", "7791", "-g", "7792"], env=dict(BASE, TLS_UID="7795", TLS_GID="7796"))
+rep, eng = with_session(srv, engine_view)
+ok(rep is not None, "TLS_UID/TLS_GID: program started")
+is_(ids((eng or {"status": {}})["status"], "Uid"), [7795] * 4, "TLS_UID sets the engine's uid")
+is_(ids((eng or {"status": {}})["status"], "Gid"), [7796] * 4, "TLS_GID sets the engine's gid")
+is_(((rep or {}).get("uid"), (rep or {}).get("gid")), (7791, 7792), "TLS_UID/TLS_GID: program still -u/-g")
+ok(rep is not None and "TLS_UID" not in rep["env"] and "TLS_GID" not in rep["env"], "TLS_UID/TLS_GID not passed to the program")
+srv.stop()
+
+# SSL_UID/SSL_GID without -u/-g: the program keeps the server's identity (root).
+srv = suite.Server([], env=dict(BASE, SSL_UID="7793", SSL_GID="7794"))
+rep, eng = with_session(srv, engine_view)
+is_(ids((eng or {"status": {}})["status"], "Uid"), [7793] * 4, "SSL_UID without -u: engine unprivileged")
+is_(((rep or {}).get("uid"), (rep or {}).get("gid")), (0, 0), "SSL_UID without -u: program keeps the server's uid/gid")
+srv.stop()
+
+# ---------------------------------------------------------------- descriptors and signals
+extra_r, extra_w = os.pipe()
+os.set_inheritable(extra_r, True)
+srv = suite.Server(["-u", "7791", "-g", "7792"], env=BASE, pass_fds=(extra_r,))
+os.close(extra_r)
+ok(srv.port, "server started with an extra inherited descriptor %d" % extra_r)
+ok(str(extra_r) in os.listdir("/proc/%d/fd" % srv.proc.pid), "sslserver itself did inherit descriptor %d" % extra_r)
+rep, _ = with_session(srv, lambda r: None)
+is_((rep or {}).get("fds"), [0, 1, 2], "program has descriptors 0, 1, 2 only")
+is_((rep or {}).get("sigblk"), "0000000000000000", "program starts with no blocked signal")
+srv.stop()
+os.close(extra_w)
+
+# Python ignores SIGPIPE itself, so the signal state is read by cat, exec'd
+# directly by sslserver.
+srv = suite.Server([], env=BASE, app=["cat", "/proc/self/status"])
+with suite.tls_connect(srv.port, ctx) as s:
+    text = suite.read_all(s).decode()
+st = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+ok("SigIgn" in st, "the program's /proc/self/status arrived", text[:200])
+sigign = int(st.get("SigIgn", "0"), 16)
+sigblk = int(st.get("SigBlk", "f"), 16)
+is_(sigign & (1 << (signal.SIGPIPE - 1)), 0, "SIGPIPE is not ignored in the program")
+is_(sigblk, 0, "no signal blocked in the program (SigBlk all zeros)")
+for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+    is_(sigign & (1 << (sig - 1)), 0, "%s not ignored in the program" % sig.name)
+srv.stop()
+
+# ---------------------------------------------------------------- -U
+srv = suite.Server(["-U"], env=dict(BASE, UID="7797", GID="7798"))
+rep, eng = with_session(srv, engine_view)
+is_(((rep or {}).get("uid"), (rep or {}).get("gid"), (rep or {}).get("groups")), (7797, 7798, [7798]), "-U: program runs as $UID/$GID")
+is_(ids((eng or {"status": {}})["status"], "Uid"), [7797] * 4, "-U: engine runs as $UID without SSL_UID")
+srv.stop()
+rc, err = suite.start_failure(["-U"], env=BASE)
+is_(rc, 100, "-U without $UID: exit 100")
+like(err, r"^sslserver: .*UID", "-U without $UID: says so")
+
+# ---------------------------------------------------------------- root-only key, unprivileged engine
+st = os.stat(leaf["key"])
+is_((stat.S_IMODE(st.st_mode), st.st_uid), (0o600, 0), "the key file is mode 0600 and owned by root")
+srv = suite.Server(["-v", "-u", "7791", "-g", "7792"], env=dict(BASE, SSL_UID="7793", SSL_GID="7794", SSL_CHROOT=jail))
+for i in range(2):
+    rep, eng = with_session(srv, engine_view)
+    ok(rep is not None and ids(eng["status"], "Uid") == [7793] * 4,
+       "root-only key, engine as 7793 in a chroot: session %d served (key read once at start-up)" % (i + 1))
+ok(srv.wait_log(r"^sslserver: end \d+ status 0$"), "sessions ended with status 0")
+unlike(srv.log(), r"error|fatal|warning", "no error logged")
+srv.stop()

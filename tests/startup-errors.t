@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+# Start-up misconfiguration: one line on stderr ("sslserver: ..."), naming
+# the file or value at fault, the documented exit code (111 temporary /
+# configuration, 100 usage), and no listening server (with -1, no port is
+# ever printed, and the process has exited). An encrypted key never prompts.
+import os
+import fcntl
+import re
+import select
+import socket
+import subprocess
+import sys
+import termios
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tap import ok, is_, like, unlike, diag  # noqa: E402
+import suite  # noqa: E402
+
+pki = suite.Pki()
+ca = pki.ca("ca")
+leaf = pki.leaf("server", ca)
+other = pki.leaf("other", ca)
+d = pki.dir
+
+
+def path(name):
+    return os.path.join(d, name)
+
+
+garbage = path("garbage.pem")
+with open(garbage, "w") as f:
+    f.write("this is not a certificate\n")
+enckey = path("server-enc.key")
+subprocess.run(["openssl", "pkey", "-in", leaf["key"], "-aes256", "-passout", "pass:s3cret phrase", "-out", enckey],
+               check=True, capture_output=True)
+GOOD = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
+
+
+def check(name, opts=(), env=None, code=111, names=(), extra=None, host="127.0.0.1", port="0", app=("true",),
+          pass_fds=()):
+    """Runs sslserver -1 expecting a start-up failure."""
+    rc, out, err = suite.run_server_once(["-1"] + list(opts), env=env, host=host, port=port, app=app,
+                                         pass_fds=pass_fds, timeout=10)
+    if not ok(rc is not None, "%s: sslserver exits at start-up (no hang, no prompt, no listening server)" % name,
+              "stdout: %r stderr: %r" % (out, err)):
+        return err
+    is_(rc, code, "%s: exit code %d" % (name, code))
+    is_(out, "", "%s: no port printed: nothing listens" % name)
+    lines = err.splitlines()
+    ok(len(lines) == 1 and err.endswith("\n"), "%s: exactly one line on stderr" % name, repr(err))
+    like(err, r"\Asslserver: ", "%s: the line starts with 'sslserver: '" % name)
+    for n in names:
+        ok(n in err, "%s: the line names %r" % (name, n), repr(err))
+    if extra:
+        like(err, extra, "%s: the line says %r" % (name, extra))
+    return err
+
+
+# ---------------------------------------------------------------- certificate and key
+check("no CERTFILE", env={}, names=("CERTFILE",))
+check("CERTFILE empty", env={"CERTFILE": ""}, names=("CERTFILE",))
+check("missing certificate file", env={"CERTFILE": path("nope.pem"), "KEYFILE": leaf["key"]}, names=(path("nope.pem"),))
+check("missing key file", env={"CERTFILE": leaf["pem"], "KEYFILE": path("nope.key")}, names=(path("nope.key"),))
+check("key that does not match the certificate", env={"CERTFILE": leaf["pem"], "KEYFILE": other["key"]},
+      names=(other["key"],), extra=r"does not match")
+check("garbage certificate file", env={"CERTFILE": garbage, "KEYFILE": leaf["key"]}, names=(garbage,))
+check("garbage key file", env={"CERTFILE": leaf["pem"], "KEYFILE": garbage}, names=(garbage,))
+check("certificate file is a directory", env={"CERTFILE": d, "KEYFILE": leaf["key"]}, names=(d,))
+check("missing CERTCHAINFILE", env=dict(GOOD, CERTCHAINFILE=path("nochain.pem")), names=(path("nochain.pem"),))
+
+# ---------------------------------------------------------------- TLS parameters
+check("bad CIPHERS", env=dict(GOOD, CIPHERS="NO-SUCH-CIPHER"), names=("NO-SUCH-CIPHER",))
+check("bad CIPHERSUITES", env=dict(GOOD, CIPHERSUITES="TLS_NO_SUCH_SUITE"), names=("TLS_NO_SUCH_SUITE",))
+check("bad TLSMINVERSION", env=dict(GOOD, TLSMINVERSION="TLSv9"), names=("TLSMINVERSION", "TLSv9"))
+check("bad TLSMAXVERSION", env=dict(GOOD, TLSMAXVERSION="TLSv1.7"), names=("TLSMAXVERSION", "TLSv1.7"))
+check("TLSMAXVERSION below TLSMINVERSION", env=dict(GOOD, TLSMINVERSION="TLSv1.3", TLSMAXVERSION="TLSv1.2"),
+      names=("TLSMAXVERSION", "TLSMINVERSION"))
+check("SSLv3 as TLSMINVERSION", env=dict(GOOD, TLSMINVERSION="SSLv3"), names=("TLSMINVERSION", "SSLv3"))
+check("bad GROUPS", env=dict(GOOD, GROUPS="X99999"), names=("X99999",))
+check("missing DHFILE", env=dict(GOOD, DHFILE=path("nodh.pem")), names=(path("nodh.pem"),))
+check("garbage DHFILE", env=dict(GOOD, DHFILE=garbage), names=(garbage,))
+
+# ---------------------------------------------------------------- engine identity
+# DESIGN 4: "A configuration error is reported at start-up". The exit codes
+# are the ones the code itself gives these faults (privs_envid: 100; chroot: 111).
+check("SSL_UID not a number", env=dict(GOOD, SSL_UID="qmaild"), code=100, names=("SSL_UID", "qmaild"))
+check("TLS_GID not a number", env=dict(GOOD, TLS_GID="nofiles"), code=100, names=("TLS_GID", "nofiles"))
+check("SSL_CHROOT does not exist", env=dict(GOOD, SSL_CHROOT=path("no-such-jail")), names=(path("no-such-jail"),))
+
+# ---------------------------------------------------------------- encrypted key and -3
+check("encrypted key without -3", env={"CERTFILE": leaf["crt"], "KEYFILE": enckey}, names=(enckey,))
+# With a controlling terminal, a server that fell back to OpenSSL's own
+# prompt would write to /dev/tty and wait: it must fail at once instead.
+master, slave = os.openpty()
+
+
+def ctty():
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+try:
+    r = subprocess.run([suite.prog("sslserver"), "-1", "127.0.0.1", "0", "true"], stdin=slave, capture_output=True,
+                       env={"PATH": os.environ.get("PATH", "/bin"), "CERTFILE": leaf["crt"], "KEYFILE": enckey},
+                       preexec_fn=ctty, timeout=5)
+    rc, err = r.returncode, r.stderr.decode()
+except subprocess.TimeoutExpired:
+    rc, err = None, "timed out: waiting for a passphrase?"
+os.close(slave)
+prompt = b""
+while select.select([master], [], [], 0)[0]:
+    try:
+        c = os.read(master, 4096)
+    except OSError:
+        break
+    if not c:
+        break
+    prompt += c
+os.close(master)
+is_(rc, 111, "encrypted key without -3, on a terminal: exit 111 without waiting for input")
+is_(prompt, b"", "encrypted key without -3, on a terminal: no passphrase prompt written")
+like(err, r"\Asslserver: [^\n]*%s[^\n]*\n\Z" % re.escape(enckey), "encrypted key without -3, on a terminal: one line naming the key")
+
+with suite.fd3(b"wrong phrase\n") as fd:
+    check("encrypted key, -3, wrong passphrase", opts=["-3"], env={"CERTFILE": leaf["crt"], "KEYFILE": enckey},
+          names=(enckey,), pass_fds=(fd,))
+check("-3 with descriptor 3 closed", opts=["-3"], env={"CERTFILE": leaf["crt"], "KEYFILE": enckey}, extra=r"3")
+with suite.fd3(b"s3cret phrase\n") as fd:
+    srv = suite.Server(["-3"], env={"CERTFILE": leaf["crt"], "KEYFILE": enckey}, pass_fds=(fd,))
+ok(srv.port, "encrypted key, -3, right passphrase on fd 3: server starts")
+if srv.port:
+    with suite.tls_connect(srv.port, suite.client_context(ca["crt"])) as s:
+        rep = suite.report_of(s)
+        ok(rep is not None, "encrypted key, -3: a TLS session works")
+        ok(rep is not None and 3 not in rep["fds"], "encrypted key, -3: descriptor 3 not passed to the program")
+        s.sendall(b"quit\n")
+        suite.read_all(s)
+srv.stop()
+with suite.fd3(b"s3cret phrase") as fd:  # no newline: EOF ends it
+    srv = suite.Server(["-3"], env={"CERTFILE": leaf["crt"], "KEYFILE": enckey}, pass_fds=(fd,))
+ok(srv.port, "-3: a passphrase ended by EOF, not newline, works too")
+srv.stop()
+
+# ---------------------------------------------------------------- usage
+check("unknown option", opts=["-j"], env=GOOD, code=100, extra=r"usage: ")
+check("missing prog", env=GOOD, app=(), code=100, extra=r"usage: ")
+check("-c 0", opts=["-c", "0"], env=GOOD, code=100, names=("-c", "0"))
+check("-c abc", opts=["-c", "abc"], env=GOOD, code=100, names=("-c", "abc"))
+check("-b -5", opts=["-b", "-5"], env=GOOD, code=100, names=("-b", "-5"))
+
+# ---------------------------------------------------------------- address and port
+check("unknown port name", env=GOOD, port="no-such-service", names=("no-such-service",))
+check("port out of range", env=GOOD, port="70000", names=("70000",))
+check("unresolvable host", env=GOOD, host="no-such-host.invalid", names=("no-such-host.invalid",))
+busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+busy.bind(("127.0.0.1", 0))
+busy.listen(1)
+bport = str(busy.getsockname()[1])
+err = check("port already in use", env=GOOD, port=bport, names=(bport,))
+like(err, r"[Aa]ddress already in use", "port already in use: the reason is given")
+busy.close()
