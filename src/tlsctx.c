@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/evp.h>
 
 #include <skalibs/env.h>
 
@@ -134,6 +136,126 @@ static int setup_protocol (SSL_CTX *ctx, char const *const *envp, char const *ci
   return 1 ;
 }
 
+static int load_keypair (SSL_CTX *ctx, char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen)
+{
+  SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)password) ;
+  if (!SSL_CTX_use_certificate_chain_file(ctx, certfile))
+    return fail(err, errlen, "unable to load certificate", certfile, log_tlserror()) ;
+  if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
+    return key_mismatch() ? fail(err, errlen, "key does not match certificate", keyfile, certfile)
+                          : fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
+  if (!SSL_CTX_check_private_key(ctx))
+  {
+    ERR_clear_error() ;
+    return fail(err, errlen, "key does not match certificate", keyfile, certfile) ;
+  }
+  return 1 ;
+}
+
+ /* SNI: CERTFILE:name (and KEYFILE:name, defaulting to it) give the
+    certificate for a server name; a name may start with "*." for one
+    label. Each pair lives in a context of its own that the servername
+    callback switches to; everything but the certificate stays the default
+    context's. Unknown or missing names get the default pair. */
+typedef struct sniname_s sniname ;
+struct sniname_s
+{
+  char name[256] ;
+  SSL_CTX *ctx ;
+} ;
+typedef struct snitable_s snitable ;
+struct snitable_s
+{
+  unsigned int n ;
+  sniname entry[] ;
+} ;
+
+static int sni_index = -1 ;
+
+static void sni_free (void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+  snitable *t = ptr ;
+  (void)parent ; (void)ad ; (void)idx ; (void)argl ; (void)argp ;
+  if (!t) return ;
+  for (unsigned int i = 0 ; i < t->n ; i++) SSL_CTX_free(t->entry[i].ctx) ;
+  OPENSSL_free(t) ;
+}
+
+static int sni_match (char const *pattern, char const *name)
+{
+  char const *dot ;
+  if (!strcasecmp(pattern, name)) return 1 ;
+  if (pattern[0] != '*' || pattern[1] != '.') return 0 ;
+  dot = strchr(name, '.') ;
+  return dot && dot != name && !strcasecmp(pattern + 1, dot) ;
+}
+
+static int sni_cb (SSL *ssl, int *al, void *arg)
+{
+  snitable const *t = arg ;
+  char const *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) ;
+  (void)al ;
+  if (!name) return SSL_TLSEXT_ERR_OK ;
+  for (int wild = 0 ; wild < 2 ; wild++)
+    for (unsigned int i = 0 ; i < t->n ; i++)
+      if ((t->entry[i].name[0] == '*') == wild && sni_match(t->entry[i].name, name))
+      {
+        SSL_set_SSL_CTX(ssl, t->entry[i].ctx) ;
+        return SSL_TLSEXT_ERR_OK ;
+      }
+  return SSL_TLSEXT_ERR_OK ;
+}
+
+static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
+{
+  unsigned int n = 0 ;
+  snitable *t ;
+  for (size_t i = 0 ; envp[i] ; i++) if (!strncmp(envp[i], "CERTFILE:", 9)) n++ ;
+  if (!n) return 1 ;
+  if (sni_index < 0) sni_index = SSL_CTX_get_ex_new_index(0, 0, 0, 0, &sni_free) ;
+  t = OPENSSL_zalloc(sizeof(snitable) + n * sizeof(sniname)) ;
+  if (sni_index < 0 || !t) return fail(err, errlen, "unable to set up SNI", 0, "out of memory") ;
+  if (!SSL_CTX_set_ex_data(ctx, sni_index, t)) { OPENSSL_free(t) ; return fail(err, errlen, "unable to set up SNI", 0, log_tlserror()) ; }
+  for (size_t i = 0 ; envp[i] ; i++)
+  {
+    char const *var = envp[i] ;
+    size_t namelen = strcspn(var + 9, "=") ;
+    sniname *e = &t->entry[t->n] ;
+    char const *certfile = var + 9 + namelen + (var[9 + namelen] ? 1 : 0) ;
+    char const *keyfile ;
+    unsigned char sid[32] ;
+    unsigned int sidlen = 32 ;
+    if (strncmp(var, "CERTFILE:", 9)) continue ;
+    if (!namelen || namelen >= sizeof(e->name) || !*certfile) return fail(err, errlen, "invalid SNI variable", var, "expected CERTFILE:name=file") ;
+    memcpy(e->name, var + 9, namelen) ;
+    e->name[namelen] = 0 ;
+    {
+      char kv[9 + namelen + 1] ;
+      memcpy(kv, "KEYFILE:", 8) ;
+      memcpy(kv + 8, e->name, namelen + 1) ;
+      keyfile = envval(envp, kv) ;
+    }
+    if (!keyfile) keyfile = certfile ;
+    e->ctx = SSL_CTX_new(TLS_server_method()) ;
+    if (!e->ctx) return fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ;
+    t->n++ ;
+    if (!load_keypair(e->ctx, certfile, keyfile, cfg->password, err, errlen)) return 0 ;
+    /* sessions of one name never resume under another */
+    {
+      unsigned char in[cfg->sidctxlen + namelen] ;
+      memcpy(in, cfg->sidctx, cfg->sidctxlen) ;
+      memcpy(in + cfg->sidctxlen, e->name, namelen) ;
+      if (!EVP_Digest(in, sizeof(in), sid, &sidlen, EVP_sha256(), 0)) sidlen = 0 ;
+    }
+    if (!sidlen || !SSL_CTX_set_session_id_context(e->ctx, sid, sidlen))
+      return fail(err, errlen, "unable to set session id context", 0, log_tlserror()) ;
+  }
+  SSL_CTX_set_tlsext_servername_callback(ctx, &sni_cb) ;
+  SSL_CTX_set_tlsext_servername_arg(ctx, t) ;
+  return 1 ;
+}
+
 static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
 {
   char const *certfile = envval(envp, "CERTFILE") ;
@@ -148,21 +270,11 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   SSL_CTX_set_dh_auto(ctx, 1) ;
   if (dhfile && !load_dh(ctx, dhfile, err, errlen)) return 0 ;
 
-  SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
-  SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)cfg->password) ;
   if (chainfile) certfile = chainfile ;
   else if (!certfile) return fail(err, errlen, "no certificate: CERTFILE is not set", 0, 0) ;
   if (!keyfile) keyfile = envval(envp, "CERTFILE") ? envval(envp, "CERTFILE") : certfile ;
-  if (!SSL_CTX_use_certificate_chain_file(ctx, certfile))
-    return fail(err, errlen, "unable to load certificate", certfile, log_tlserror()) ;
-  if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
-    return key_mismatch() ? fail(err, errlen, "key does not match certificate", keyfile, certfile)
-                          : fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
-  if (!SSL_CTX_check_private_key(ctx))
-  {
-    ERR_clear_error() ;
-    return fail(err, errlen, "key does not match certificate", keyfile, certfile) ;
-  }
+  if (!load_keypair(ctx, certfile, keyfile, cfg->password, err, errlen)) return 0 ;
+  if (!sni_setup(ctx, envp, cfg, err, errlen)) return 0 ;
 
   if (clientcert)
   {
