@@ -136,7 +136,7 @@ static void connection (int fd, options const *o, SSL_CTX *ctx, tlsctx_config co
   char pid[PID_FMT] ;
   stralloc modifs = STRALLOC_ZERO ;
   size_t envmax = env_len((char const *const *)environ) + 1 ;
-  engine e ;
+  engine e = { .ctx = 0 } ;
   int one = 1 ;
   unsigned int what = 0 ;
 
