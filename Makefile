@@ -15,7 +15,7 @@ LD := $(shell head -n 1 conf-ld)
 LIBS := -lssl -lcrypto -lskarnet
 
 PROGRAMS := sslserver sslhandoff sslrules sslclient
-MODULES := log options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules lookup policy peer connector tickets
+MODULES := log options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup policy peer connector tickets
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <skalibs/cdbmake.h>
 #include <skalibs/stralloc.h>
@@ -14,6 +13,7 @@
 
 #include "log.h"
 #include "rules.h"
+#include "rulestext.h"
 
 #define USAGE "sslrules rules.cdb rules.tmp < rules.txt, or sslrules -c rules.cdb ip [ host [ info ] ]"
 #define dieusage() do { log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
@@ -38,173 +38,28 @@ static void nomem (void)
 }
 
 static unsigned int lineno ;
-static char const *linetext ;
 
-static void syntax (char const *why) __attribute__((noreturn)) ;
-static void syntax (char const *why)
+static int add (char const *key, size_t klen, char const *data, size_t dlen, void *arg)
 {
-  char n[UINT_FMT] ;
-  n[uint_fmt(n, lineno)] = 0 ;
-  cleanup_die(100, "unable to parse line ", n, ": ", linetext) ;
-  (void)why ;
-}
-
-static void add (cdbmaker *c, char const *key, size_t klen, stralloc const *data)
-{
-  if (!cdbmake_add(c, key, klen, data->s, data->len))
-    cleanup_die(111, "unable to write to ", tmpname, ": ", strerror(errno)) ;
-}
-
- /* tcprules' range rule: the first '-' splits the number between the '.'
-    before it and the '.' after it; keys in decimal, high end clipped at 255. */
-static void add_range (cdbmaker *c, char const *a, size_t len, stralloc const *data)
-{
-  char const *dash = memchr(a, '-', len) ;
-  size_t i = dash - a, left = i, right = i + 1 ;
-  unsigned long lo = 0, hi = 0 ;
-  while (left && a[left-1] != '.') left-- ;
-  while (right < len && a[right] != '.') right++ ;
-  for (size_t k = left ; k < i ; k++)
-  {
-    if (a[k] < '0' || a[k] > '9') syntax("range") ;
-    if (lo < 1000) lo = lo * 10 + (a[k] - '0') ;
-  }
-  for (size_t k = i + 1 ; k < right ; k++)
-  {
-    if (a[k] < '0' || a[k] > '9') syntax("range") ;
-    if (hi < 1000) hi = hi * 10 + (a[k] - '0') ;
-  }
-  if (hi > 255) hi = 255 ;
-  for (unsigned long n = lo ; n <= hi ; n++)
-  {
-    char key[len + UINT_FMT] ;
-    size_t k = left ;
-    memcpy(key, a, left) ;
-    k += uint_fmt(key + k, n) ;
-    memcpy(key + k, a + right, len - right) ;
-    add(c, key, k + len - right, data) ;
-  }
-}
-
- /* An address with a '/': a CIDR block, stored as ucspi-tcp6's bit key. */
-static int add_cidr (cdbmaker *c, char const *a, size_t len, stralloc const *data)
-{
-  char const *slash = memchr(a, '/', len) ;
-  char ip[64], key[130] ;
-  unsigned char addr[16] ;
-  unsigned int bits = 0 ;
-  size_t iplen = slash - a, klen ;
-  int is6 ;
-  if (iplen >= sizeof(ip) || slash + 1 == a + len || len - iplen - 1 > 3) return 0 ;
-  memcpy(ip, a, iplen) ;
-  ip[iplen] = 0 ;
-  for (char const *p = slash + 1 ; p < a + len ; p++)
-  {
-    if (*p < '0' || *p > '9') return 0 ;
-    bits = bits * 10 + (*p - '0') ;
-  }
-  is6 = !!memchr(ip, ':', iplen) ;
-  if (inet_pton(is6 ? AF_INET6 : AF_INET, ip, addr) != 1) return 0 ;
-  klen = rules_cidrkey(key, addr, is6, bits) ;
-  if (!klen) return 0 ;
-  add(c, key, klen, data) ;
-  return 1 ;
-}
-
- /* A full IPv6 address, alone or after "info@", in the spelling sslserver
-    looks up; a prefix ending in ':' stays as written, lower-cased. */
-static void add_ip6 (cdbmaker *c, char const *a, size_t len, stralloc const *data)
-{
-  char const *at = memchr(a, '@', len) ;
-  size_t pre = at ? (size_t)(at - a) + 1 : 0 ;
-  char ip[64] ;
-  unsigned char addr[16] ;
-  if (len - pre < sizeof(ip))
-  {
-    memcpy(ip, a + pre, len - pre) ;
-    ip[len - pre] = 0 ;
-    if (inet_pton(AF_INET6, ip, addr) == 1)
-    {
-      char key[pre + 48] ;
-      memcpy(key, a, pre) ;
-      rules_ip6_fefe(key + pre, addr) ;
-      add(c, key, pre + strlen(key + pre), data) ;
-      return ;
-    }
-  }
-  {
-    char key[len] ;
-    for (size_t i = 0 ; i < len ; i++) key[i] = i >= pre && a[i] >= 'A' && a[i] <= 'F' ? a[i] + 32 : a[i] ;
-    add(c, key, len, data) ;
-  }
-}
-
- /* The address ends at the first ':' in tcprules 0.88; if what follows is
-    not allow or deny, at the first ':' that is (IPv6 addresses, as Debian's
-    ucspi-tcp-ipv6 reads them). */
-static size_t find_colon (char const *s, size_t len)
-{
-  char const *p = memchr(s, ':', len) ;
-  size_t first ;
-  if (!p) return len ;
-  first = p - s ;
-  for (size_t i = first ; i < len ; i++)
-  {
-    if (s[i] != ':') continue ;
-    if ((len - i - 1 >= 5 && !memcmp(s + i + 1, "allow", 5)) || (len - i - 1 >= 4 && !memcmp(s + i + 1, "deny", 4))) return i ;
-  }
-  return first ;
+  return cdbmake_add((cdbmaker *)arg, key, klen, data, dlen) ;
 }
 
 static void compile_line (cdbmaker *c, char *s, size_t len)
 {
   static stralloc data = STRALLOC_ZERO ;
-  size_t colon, i ;
-  char const *x ;
-  size_t left ;
-  while (len && (s[len-1] == ' ' || s[len-1] == '\t' || s[len-1] == '\n')) len-- ;
-  if (!len || s[0] == '#') return ;
-  s[len] = 0 ;
-  linetext = s ;
-  colon = find_colon(s, len) ;
-  if (colon == len) return ;   /* no colon: ignored, as tcprules 0.88 does */
-  data.len = 0 ;
-  x = s + colon + 1 ;
-  left = len - colon - 1 ;
-  if (left >= 5 && !memcmp(x, "allow", 5)) { x += 5 ; left -= 5 ; }
-  else if (left >= 4 && !memcmp(x, "deny", 4))
+  char n[UINT_FMT] ;
+  switch (rulestext_line(s, len, &data, &add, c))
   {
-    x += 4 ; left -= 4 ;
-    if (!stralloc_catb(&data, "D", 2)) nomem() ;
+    case RULESTEXT_OK : return ;
+    case RULESTEXT_SYNTAX :
+      n[uint_fmt(n, lineno)] = 0 ;
+      while (len && (s[len-1] == ' ' || s[len-1] == '\t')) len-- ;
+      s[len] = 0 ;
+      for (size_t i = 0 ; i < len ; i++) if ((unsigned char)s[i] < 32 || s[i] == 127) s[i] = '?' ;
+      cleanup_die(100, "unable to parse line ", n, ": ", s) ;
+    default :
+      cleanup_die(111, "unable to write to ", tmpname, ": ", strerror(errno)) ;
   }
-  else syntax("allow or deny") ;
-  while (left)
-  {
-    char delim ;
-    char const *end ;
-    if (*x != ',') syntax("comma") ;
-    x++ ; left-- ;
-    end = memchr(x, '=', left) ;
-    if (!end) syntax("=") ;
-    i = end - x ;
-    if (!stralloc_catb(&data, "+", 1) || !stralloc_catb(&data, x, i + 1)) nomem() ;
-    x += i + 1 ; left -= i + 1 ;
-    if (!left) syntax("value") ;
-    delim = *x++ ; left-- ;
-    end = memchr(x, delim, left) ;
-    if (!end) syntax("delimiter") ;
-    i = end - x ;
-    if (!stralloc_catb(&data, x, i) || !stralloc_0(&data)) nomem() ;
-    x += i + 1 ; left -= i + 1 ;
-  }
-  if (!memchr(s, '=', colon) && !memchr(s, '@', colon) && memchr(s, '/', colon))
-  {
-    if (add_cidr(c, s, colon, &data)) return ;
-    syntax("cidr") ;
-  }
-  if (!memchr(s, '=', colon) && memchr(s, ':', colon)) { add_ip6(c, s, colon, &data) ; return ; }
-  if (!memchr(s, '=', colon) && !memchr(s, '@', colon) && memchr(s, '-', colon)) { add_range(c, s, colon, &data) ; return ; }
-  add(c, s, colon, &data) ;
 }
 
 static int check (char const *file, char const *ip, char const *host, char const *info)
