@@ -21,7 +21,7 @@ HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)
 BINS := $(PROGRAMS:%=$(BUILD)/%)
 
-.PHONY: all clean check check-asan demo deps install
+.PHONY: all clean check check-asan demo deps install fuzz bench
 .DELETE_ON_ERROR:
 
 all: $(BINS)
@@ -48,10 +48,28 @@ check-asan: deps
 demo: deps all
 	sh examples/demo.sh $(abspath $(BUILD))
 
+# libFuzzer targets (clang): the rules-text compiler, the cdb value decoder,
+# the UCSPI-TLS block reader, and the small value parsers. Each runs
+# FUZZ_SECONDS from the committed seed corpus in tests/fuzz/corpus; new
+# inputs go to build-fuzz/, crashes to build-fuzz/crash-*.
+FUZZ_SECONDS ?= 10
+FUZZ_TARGETS := rulestext rulesdecode block parse
+FUZZ_MODULES := rules rulestext ucspitls peer
+FUZZ_FLAGS := -g -O1 -std=c99 -D_GNU_SOURCE -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+fuzz: deps
+	mkdir -p build-fuzz
+	for m in $(FUZZ_MODULES) ; do clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o build-fuzz/$$m.o src/$$m.c || exit 1 ; done
+	for t in $(FUZZ_TARGETS) ; do clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o build-fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_MODULES:%=build-fuzz/%.o) $(LIBS) || exit 1 ; done
+	for t in $(FUZZ_TARGETS) ; do mkdir -p build-fuzz/corpus-$$t && build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build-fuzz/crash-$$t- build-fuzz/corpus-$$t tests/fuzz/corpus/$$t || exit 1 ; done
+
+bench: all
+	sh bench/run
+
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
 	for p in $(PROGRAMS) ; do install -m 755 $(BUILD)/$$p $(DESTDIR)$(BINDIR)/$$p ; done
 	for p in $(PROGRAMS) ; do install -m 644 man/$$p.1 $(DESTDIR)$(MANDIR)/man1/$$p.1 ; done
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
