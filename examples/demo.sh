@@ -48,9 +48,12 @@ say "2. sslserver for SMTPS (immediate TLS) and for SMTP with STARTTLS (deferred
 start smtps "$build/sslserver" -v -1 -N -l localhost 127.0.0.1 0 "$smtpd"
 smtps=$port
 echo "   sslserver -v -N -l localhost 127.0.0.1 $smtps starttls-smtpd        (SMTPS)"
-start smtp env UCSPITLS= "$build/sslserver" -v -1 -l localhost 127.0.0.1 0 "$smtpd"
+echo "   rules for the STARTTLS server, compiled with sslrules (tcprules syntax):"
+printf '127.0.0.1:allow,UCSPITLS=""\n:deny\n' | tee "$d/rules" | sed 's/^/     /'
+"$build/sslrules" "$d/rules.cdb" "$d/rules.tmp" < "$d/rules"
+start smtp "$build/sslserver" -v -1 -l localhost -x "$d/rules.cdb" 127.0.0.1 0 "$smtpd"
 smtp=$port
-echo "   UCSPITLS= sslserver -v -l localhost 127.0.0.1 $smtp starttls-smtpd  (STARTTLS)"
+echo "   sslserver -v -l localhost -x rules.cdb 127.0.0.1 $smtp starttls-smtpd  (STARTTLS: UCSPITLS from the rule)"
 
 session () {
   printf '   C: %s\n' "EHLO client.example" "XSSL (the demo's command: list the SSL_* variables it has)" "QUIT"
