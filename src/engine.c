@@ -116,7 +116,7 @@ static int wait_app (pid_t pid)
   for (;;)
   {
     pid_t r = waitpid(pid, &wstat, 0) ;
-    if (r == pid) return wait_estatus(wstat) ;
+    if (r == pid) return WIFSIGNALED(wstat) ? 128 + WTERMSIG(wstat) : WEXITSTATUS(wstat) ;
     if (r == -1 && errno != EINTR) return 111 ;
   }
 }

@@ -20,6 +20,8 @@ void privs_drop (char const *root, gid_t gid, uid_t uid)
   }
   /* skalibs' setgroups_and_gid sets the supplementary groups only */
   if (gid && (setgroups_and_gid(gid, 1, &gid) == -1 || setgid(gid) == -1)) dieu_sys(111, "set gid") ;
+  /* a uid without a gid must not keep root's supplementary groups */
+  if (uid && !gid && skalibs_setgroups(0, 0) == -1) dieu_sys(111, "clear supplementary groups") ;
   if (uid && setuid(uid) == -1) dieu_sys(111, "set uid") ;
 }
 

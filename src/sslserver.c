@@ -205,6 +205,31 @@ static void log_status_count (unsigned int n, unsigned int limit)
   log_status("status: ", a, "/", b) ;
 }
 
+static char const *orunset (char const *name)
+{
+  char const *s = getenv(name) ;
+  return s && *s ? s : "(not set)" ;
+}
+
+ /* -V: what the TLS context was built from, one line per setting. */
+static void log_config (options const *o)
+{
+  static char const *const names[] =
+  {
+    "CERTFILE", "KEYFILE", "CERTCHAINFILE", "CAFILE", "CADIR", "CCAFILE", "VERIFYDEPTH", "CIPHERS",
+    "CIPHERSUITES", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", "SSL_UID", "SSL_GID", "SSL_CHROOT", 0
+  } ;
+  char n[UINT_FMT] ;
+  for (unsigned int i = 0 ; names[i] ; i++) log_line("config: ", names[i], "=", orunset(names[i])) ;
+  for (char **e = environ ; *e ; e++)
+    if (!strncmp(*e, "CERTFILE:", 9) || !strncmp(*e, "KEYFILE:", 8)) log_line("config: ", *e) ;
+  n[uint_fmt(n, o->handshaketimeout)] = 0 ;
+  log_line("config: handshake timeout ", n, " s") ;
+  n[uint_fmt(n, o->idletimeout)] = 0 ;
+  log_line("config: idle timeout ", n, " s") ;
+  log_line("config: rules ", o->rules ? o->rules : "(none)") ;
+}
+
 typedef struct child_s child ;
 struct child_s
 {
@@ -275,6 +300,7 @@ int main (int argc, char const *const *argv)
   }
   ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
   if (!ctx) die_x(111, err) ;
+  if (verbosity >= 3) log_config(&o) ;
 
   lfd = listener_open(argv[0], argv[1], o.prefer4, o.prefer6, o.backlog, ip, port) ;
   if (o.printport)
