@@ -101,7 +101,7 @@ static void app_deferred (engine const *e, int in, int out, int ctl)
   if (in < 0 || out < 0 || ctl < 0) dieu_sys(111, "move descriptors") ;
   {
     int r = e->client ? 6 : 0, w = e->client ? 7 : 1 ;
-    if ((e->netr != r && dup2(e->netr, r) == -1) || (e->netw != w && dup2(e->netw, w) == -1))
+    if ((e->netr != r ? dup2(e->netr, r) : uncoe(r)) == -1 || (e->netw != w ? dup2(e->netw, w) : uncoe(w)) == -1)
       dieu_sys(111, "set up the network descriptors") ;
     if (dup2(ctl, ENGINE_CTLFD) == -1 || dup2(in, ENGINE_READFD) == -1 || dup2(out, ENGINE_WRITEFD) == -1)
       dieu_sys(111, "set up the UCSPI-TLS descriptors") ;
@@ -198,7 +198,10 @@ void engine_run (engine const *e)
   c.fromapp = out[0] ;
   c.ctl = ctl[1] ;
 
-  privs_drop(e->tls.root, e->tls.gid, e->tls.uid) ;
+  {
+    char const *what = privs_try(e->tls.root, e->tls.gid, e->tls.uid) ;
+    if (what) { log_error(111, "unable to ", what, " for the TLS engine: ", strerror(errno)) ; end(&c, 1, 111) ; }
+  }
   sig_ignore(SIGPIPE) ;
   if (e->deferred) sendblock = await_starttls(&c) == 'Y' ;
 
@@ -220,7 +223,7 @@ void engine_run (engine const *e)
   r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
   if (r == HANDSHAKE_REFUSED)
   {
-    if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;
     else log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
     end(&c, e->deferred, 110) ;
   }
@@ -258,5 +261,5 @@ void engine_run (engine const *e)
   if (r == RELAY_TIMEOUT) log_error(111, "timed out speaking TLS with: ", e->remoteip, " for pid: ", e->pid) ;
   else if (r == RELAY_ERROR) log_error(111, "unable to speak TLS with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
   SSL_free(ssl) ;
-  end(&c, r != RELAY_DONE, -1) ;
+  end(&c, r != RELAY_DONE, r == RELAY_DONE ? -1 : 111) ;
 }

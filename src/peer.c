@@ -28,8 +28,14 @@ int peer_pin_matches (SSL *ssl, unsigned char const *pin)
   unsigned int len = 0 ;
   if (!cert) return 0 ;
   if (X509_digest(cert, EVP_sha256(), md, &len) && len == PEER_PINLEN && !memcmp(md, pin, PEER_PINLEN)) return 1 ;
-  if (X509_pubkey_digest(cert, EVP_sha256(), md, &len) && len == PEER_PINLEN && !memcmp(md, pin, PEER_PINLEN)) return 1 ;
-  return 0 ;
+  {
+    /* the whole DER SubjectPublicKeyInfo, as DANE 3 1 1 and HPKP pins hash it */
+    unsigned char *der = 0 ;
+    int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der) ;
+    int r = n > 0 && EVP_Digest(der, n, md, &len, EVP_sha256(), 0) && len == PEER_PINLEN && !memcmp(md, pin, PEER_PINLEN) ;
+    OPENSSL_free(der) ;
+    return r ;
+  }
 }
 
 int peer_pin_scan (char const *s, unsigned char *pin)

@@ -12,7 +12,8 @@
    when the certificate has DNS SANs). Returns 0 on failure. */
 extern int peer_expect_server (SSL *, char const *host, int checkname) ;
 
-/* 1 if the peer's certificate, or its public key, has this SHA-256. */
+/* 1 if the peer's certificate (DER), or its SubjectPublicKeyInfo (DER),
+   has this SHA-256. */
 extern int peer_pin_matches (SSL *, unsigned char const *pin) ;
 
 /* Parses "sha256:HEX" (or just HEX, 64 digits, ':' separators allowed). */

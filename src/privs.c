@@ -11,18 +11,25 @@
 #include "log.h"
 #include "privs.h"
 
-void privs_drop (char const *root, gid_t gid, uid_t uid)
+char const *privs_try (char const *root, gid_t gid, uid_t uid)
 {
   if (root && *root)
   {
-    if (chroot(root) == -1) dieu_sys(111, "chroot to ", root) ;
-    if (chdir("/") == -1) dieu_sys(111, "chdir to / in ", root) ;
+    if (chroot(root) == -1) return "chroot" ;
+    if (chdir("/") == -1) return "chdir to / after chroot" ;
   }
   /* skalibs' setgroups_and_gid sets the supplementary groups only */
-  if (gid && (setgroups_and_gid(gid, 1, &gid) == -1 || setgid(gid) == -1)) dieu_sys(111, "set gid") ;
+  if (gid && (setgroups_and_gid(gid, 1, &gid) == -1 || setgid(gid) == -1)) return "set gid" ;
   /* a uid without a gid must not keep root's supplementary groups */
-  if (uid && !gid && skalibs_setgroups(0, 0) == -1) dieu_sys(111, "clear supplementary groups") ;
-  if (uid && setuid(uid) == -1) dieu_sys(111, "set uid") ;
+  if (uid && !gid && skalibs_setgroups(0, 0) == -1) return "clear supplementary groups" ;
+  if (uid && setuid(uid) == -1) return "set uid" ;
+  return 0 ;
+}
+
+void privs_drop (char const *root, gid_t gid, uid_t uid)
+{
+  char const *what = privs_try(root, gid, uid) ;
+  if (what) dieu_sys(111, what) ;
 }
 
 int privs_envid (char const *name, char const *s, unsigned int *id)

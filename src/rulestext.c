@@ -56,7 +56,9 @@ static int add_range (sink const *k, char const *a, size_t len)
   return RULESTEXT_OK ;
 }
 
- /* An address with a '/': a CIDR block, stored as ucspi-tcp6's bit key. */
+ /* An address with a '/': a CIDR block, stored as ucspi-tcp6's bit key.
+    Anything else with a '/' is stored as written, as tcprules does (such a
+    key never matches). */
 static int add_cidr (sink const *k, char const *a, size_t len)
 {
   char const *slash = memchr(a, '/', len) ;
@@ -65,18 +67,18 @@ static int add_cidr (sink const *k, char const *a, size_t len)
   unsigned int bits = 0 ;
   size_t iplen = slash - a, klen ;
   int is6 ;
-  if (iplen >= sizeof(ip) || slash + 1 == a + len || len - iplen - 1 > 3) return RULESTEXT_SYNTAX ;
+  if (iplen >= sizeof(ip) || slash + 1 == a + len || len - iplen - 1 > 3) return put(k, a, len) ;
   memcpy(ip, a, iplen) ;
   ip[iplen] = 0 ;
   for (char const *p = slash + 1 ; p < a + len ; p++)
   {
-    if (*p < '0' || *p > '9') return RULESTEXT_SYNTAX ;
+    if (*p < '0' || *p > '9') return put(k, a, len) ;
     bits = bits * 10 + (*p - '0') ;
   }
   is6 = !!memchr(ip, ':', iplen) ;
-  if (inet_pton(is6 ? AF_INET6 : AF_INET, ip, addr) != 1) return RULESTEXT_SYNTAX ;
+  if (inet_pton(is6 ? AF_INET6 : AF_INET, ip, addr) != 1) return put(k, a, len) ;
   klen = rules_cidrkey(key, addr, is6, bits) ;
-  if (!klen) return RULESTEXT_SYNTAX ;
+  if (!klen) return put(k, a, len) ;
   return put(k, key, klen) ;
 }
 

@@ -58,7 +58,7 @@ struct options_s
 static void timeouts_scan (char const *s, options *o)
 {
   char const *plus = strchr(s, '+') ;
-  if (!plus) { o->timeout1 = options_number(s, 'T', 1) ; return ; }
+  if (!plus) { o->timeout1 = options_number(s, 'T', 1) ; o->timeout2 = 0 ; return ; }
   {
     size_t n = plus - s ;
     char a[n + 1] ;
@@ -150,6 +150,8 @@ int main (int argc, char const *const *argv)
   if (!cfg.cafile && getenv("CAFILE") && *getenv("CAFILE")) cfg.cafile = getenv("CAFILE") ;
   if (!cfg.cadir && getenv("CADIR") && *getenv("CADIR")) cfg.cadir = getenv("CADIR") ;
   if (o.haspin) cfg.verify = 0 ;   /* the pin replaces the CA and the name */
+  else if (!cfg.verify) log_warn("-X: the server's certificate is not verified at all") ;
+  else if (!o.checkname) log_warn("-N: the server's certificate is not checked against the name ", argv[0]) ;
   if (o.passfile) cfg.password = read_passfile(o.passfile) ;
   else if (o.password) cfg.password = tlsctx_read_password(3) ;
   e.ctx = tlsctx_client((char const *const *)environ, &cfg, err, sizeof(err)) ;

@@ -134,6 +134,7 @@ int main (int argc, char const *const *argv)
       policy_environment(connenv, envmax, (char const *const *)environ, &r) ;
       e.ctx = policy_context(0, connenv, &r, &cfg) ;
       privs_engine_from_env(&e.tls, connenv, e.appuid, e.appgid) ;
+      privs_engine_check(&e.tls) ;
       e.clientcert = tlsctx_clientcert(connenv, policy_clientcert(&r, cfg.clientcert)) ;
       e.deferred = deferred == 1 || (deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
     }

@@ -70,8 +70,10 @@ static int check (char const *file, char const *ip, char const *host, char const
   if (e == RULES_ERROR) die_sys(111, "unable to read ", file) ;
   if (e == RULES_NOMATCH) { printf("default:\nallow connection\n") ; return 0 ; }
   printf("rule %.*s:\n", (int)r.key.len, r.key.s) ;
-  for (size_t i = 0 ; i < r.env.len ; i += strlen(r.env.s + i) + 1)
-    printf("set environment variable %s\n", r.env.s + i) ;
+  /* tcprulescheck stops at the deny */
+  if (!r.deny)
+    for (size_t i = 0 ; i < r.env.len ; i += strlen(r.env.s + i) + 1)
+      printf("set environment variable %s\n", r.env.s + i) ;
   printf("%s connection\n", r.deny ? "deny" : "allow") ;
   return fflush(stdout) ? 111 : 0 ;
 }

@@ -404,3 +404,318 @@ def run_server_once(opts=(), env=None, app=("true",), host="127.0.0.1", port="0"
         p.stdout.close()
         err.seek(0)
         return rc, out.decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- peers we did not write, namespaces, dated certificates
+
+def free_port(host="127.0.0.1"):
+    """A TCP port the kernel reports free on host (bound, then released), for
+    servers that cannot be told to pick their own; start them with a bounded
+    wait for their listening message and retry on a bind failure."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def private_namespaces(hosts=None):
+    """Moves this process, and so every child it starts later, into a network
+    namespace of its own (a fresh loopback with 127.0.0.1 and ::1 that no
+    other process shares, so that servers which can only listen on every
+    address, like gnutls-serv, stay private) and a mount namespace of its
+    own, where, with hosts (text), /etc/hosts is replaced by it. Needs
+    CAP_SYS_ADMIN (root). Returns None on success, else the reason: callers
+    skip what needed it."""
+    import ctypes
+    import fcntl
+    import struct
+    libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+    MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+
+    try:
+        orig = [os.open("/proc/self/ns/net", os.O_RDONLY), os.open("/proc/self/ns/mnt", os.O_RDONLY)]
+    except OSError as e:
+        return "open /proc/self/ns: %s" % e
+
+    def failed(what, reason=None):
+        reason = reason or os.strerror(ctypes.get_errno())
+        libc.setns(orig[0], CLONE_NEWNET)   # back where we were
+        libc.setns(orig[1], CLONE_NEWNS)
+        return "%s: %s" % (what, reason)
+    try:
+        if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+            return failed("unshare")
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh22x", b"lo", 0))
+                flags = struct.unpack("16sh22x", ifr)[1]
+                fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+        except OSError as e:
+            return failed("bring up lo", str(e))
+        if hosts is not None:
+            if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+                return failed("make the mounts private")
+            path = os.path.join(tmpdir(), "hosts")
+            with open(path, "w") as f:
+                f.write(hosts)
+            os.chmod(path, 0o644)
+            if libc.mount(path.encode(), b"/etc/hosts", None, MS_BIND, None) != 0:
+                return failed("bind-mount /etc/hosts")
+        return None
+    finally:
+        for fd in orig:
+            os.close(fd)
+
+
+def dated_leaf(pki, name, issuer, start, end, dns=("localhost",), kind="ec"):
+    """Like Pki.leaf (server certificate, same returned paths) with the
+    validity start..end, both YYYYMMDDHHMMSSZ - e.g. in the past, for an
+    expired certificate. Made with openssl ca (-startdate/-enddate): OpenSSL
+    3.0's x509 and req commands cannot set a past notBefore."""
+    key = pki._key(name, kind)
+    crt, csr, ext = pki.path(name + ".crt"), pki.path(name + ".csr"), pki.path(name + ".ext")
+    subprocess.run(["openssl", "req", "-new", "-key", key, "-out", csr, "-subj", "/C=DE/O=sslsuite tests/CN=%s" % name],
+                   check=True, capture_output=True)
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+        if dns:
+            f.write("subjectAltName=%s\n" % ",".join("DNS:%s" % d for d in dns))
+    db = pki.path(name + ".cadb")
+    os.makedirs(db, exist_ok=True)
+    open(os.path.join(db, "index.txt"), "w").close()
+    pki.n += 1
+    with open(os.path.join(db, "serial"), "w") as f:
+        f.write("%04X\n" % (2000 + pki.n))
+    cnf = os.path.join(db, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\nnew_certs_dir = %s\nserial = %s/serial\n"
+                "default_md = sha256\npolicy = p\nunique_subject = no\npreserve = yes\n"
+                "[p]\ncountryName = optional\norganizationName = optional\ncommonName = supplied\n" % (db, db, db))
+    subprocess.run(["openssl", "ca", "-batch", "-notext", "-config", cnf, "-cert", issuer["crt"], "-keyfile", issuer["key"],
+                    "-in", csr, "-out", crt, "-startdate", start, "-enddate", end, "-extfile", ext],
+                   check=True, capture_output=True)
+    full = pki.path(name + ".pem")
+    shutil.copyfile(crt, full)
+    bundle = pki.path(name + ".bundle")
+    with open(bundle, "w") as out:
+        out.write(open(crt).read())
+        out.write(open(key).read())
+    os.chmod(bundle, 0o600)
+    return {"name": name, "key": key, "crt": crt, "pem": full, "bundle": bundle}
+
+
+class _Logged:
+    """A command whose stdout and stderr go to files (never a pipe it could
+    block on); log() is both."""
+
+    def _start(self, args, env=None, stdin=subprocess.DEVNULL):
+        self.dir = tmpdir()
+        self.outpath = os.path.join(self.dir, "stdout")
+        self.logpath = os.path.join(self.dir, "stderr")
+        self.args = list(args)
+        with open(self.outpath, "wb") as out, open(self.logpath, "wb") as err:
+            self.proc = subprocess.Popen(self.args, stdin=stdin, stdout=out, stderr=err, env=env)
+        atexit.register(self.stop)
+
+    def log(self):
+        text = ""
+        for p in (self.outpath, self.logpath):
+            with open(p, "rb") as f:
+                text += f.read().decode("utf-8", "replace")
+        return text
+
+    def wait_log(self, pattern, timeout=10):
+        import re
+        return wait_until(lambda: re.search(pattern, self.log(), re.M) or self.proc.poll() is not None, timeout) \
+            and re.search(pattern, self.log(), re.M)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class OpensslServer(_Logged):
+    """openssl s_server listening on 127.0.0.1 and a port it picks itself
+    (-accept 127.0.0.1:0), learned from its "ACCEPT" line (bounded wait).
+    args: the rest of its command line, e.g. ["-cert", c, "-key", k, "-rev"]
+    (-rev: each line the client sends comes back reversed). port is None if
+    it did not start; log() tells why."""
+
+    def __init__(self, args, start_timeout=10):
+        self._start(["openssl", "s_server", "-accept", "127.0.0.1:0"] + list(args))
+        m = self.wait_log(r"^ACCEPT 127\.0\.0\.1:(\d+)$", start_timeout)
+        self.port = int(m.group(1)) if m else None
+
+
+class GnutlsServer(_Logged):
+    """gnutls-serv on a free port (it cannot pick one, and listens on every
+    address: use it inside private_namespaces()). args: the rest of its
+    command line, e.g. ["--echo", "--x509certfile", c, "--x509keyfile", k,
+    "-a"]. Waits (bounded) for its "listening ... done" line; port is None
+    if it did not start."""
+
+    def __init__(self, args, start_timeout=10, tries=3):
+        self.port = None
+        for _ in range(tries):
+            port = free_port()
+            self._start(["gnutls-serv", "-p", str(port)] + list(args))
+            if self.wait_log(r"IPv4 0\.0\.0\.0 port %d\.\.\.done" % port, start_timeout):
+                self.port = port
+                return
+            self.stop()
+
+
+class PyTLSServer:
+    """A TLS server in a thread of the test process (Python's ssl module) on
+    127.0.0.1 and a port the kernel picks. For each connection it records,
+    in conns (a list of dicts, appended once the connection is over): "sni"
+    (the name the client sent, None without; "(no SNI callback)" if the
+    handshake never got that far), "version", "line" (the first
+    line the client sent after the server's greeting), "error" (a failed
+    handshake). certfile may hold the chain after the leaf; cafile: demand a
+    client certificate signed by it."""
+
+    def __init__(self, certfile, keyfile, host="127.0.0.1", version=None, greeting=b"hello from python\n",
+                 cafile=None):
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certfile, keyfile)
+        if version == "1.2":
+            self.ctx.minimum_version = self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        elif version == "1.3":
+            self.ctx.minimum_version = self.ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+        if cafile:
+            self.ctx.load_verify_locations(cafile)
+            self.ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ctx.sni_callback = self._sni
+        self.greeting = greeting
+        self.conns = []
+        self._cur = None
+        self._stopping = False
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        atexit.register(self.stop)
+
+    def _sni(self, sslobj, name, ctx):
+        if self._cur is not None:
+            self._cur["sni"] = name
+        return None
+
+    def _loop(self):
+        while not self._stopping:
+            try:
+                raw, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._cur = cur = {"sni": "(no SNI callback)", "version": None, "line": None, "error": None}
+            raw.settimeout(10)
+            try:
+                with self.ctx.wrap_socket(raw, server_side=True) as s:
+                    cur["version"] = s.version()
+                    peer = s.getpeercert()
+                    cur["peer"] = dict(x[0] for x in peer.get("subject", ())) if peer else None
+                    s.sendall(self.greeting)
+                    cur["line"] = read_line(s, 10)
+            except (OSError, ssl.SSLError) as e:
+                cur["error"] = str(e)
+            finally:
+                raw.close()
+                self._cur = None
+                self.conns.append(cur)
+
+    def wait_conns(self, n, timeout=10):
+        """True once n connections are over (bounded wait)."""
+        return wait_until(lambda: len(self.conns) >= n, timeout)
+
+    def stop(self):
+        self._stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- resource limits, descriptor and memory counts
+
+class ServerWith(Server):
+    """Server, with extra subprocess.Popen keywords for the server process:
+    e.g. preexec_fn (set resource limits in it before exec; see rlimits())
+    or cwd. Everything else is Server's."""
+
+    def __init__(self, opts=(), app=None, env=None, host="127.0.0.1", program="sslserver",
+                 stdin=None, pass_fds=(), start_timeout=10, **popen_kw):
+        self.dir = tmpdir()
+        self.logpath = os.path.join(self.dir, "stderr")
+        app = app or [PYTHON, REPORT]
+        self.args = [prog(program), "-1"] + list(opts) + [host, "0"] + list(app)
+        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        e.update(env or {})
+        self.env = e
+        self.err = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.err, stdin=stdin,
+                                     env=e, pass_fds=pass_fds, **popen_kw)
+        self.port = None
+        line = self._readline(start_timeout)
+        if line:
+            self.ip, _, p = line.strip().rpartition(" : ")
+            self.port = int(p)
+        atexit.register(self.stop)
+
+
+def rlimits(**limits):
+    """A preexec_fn setting resource limits in the child, e.g.
+    rlimits(NOFILE=4096, CORE=0): each value is the soft and hard limit."""
+    import resource
+
+    def apply():
+        for name, v in limits.items():
+            resource.setrlimit(getattr(resource, "RLIMIT_" + name), (v, v))
+    return apply
+
+
+def rlimit_of(pid, what="Max open files"):
+    """The soft limit of a running process as /proc/PID/limits shows it (an
+    int, or 'unlimited'), None if unreadable."""
+    try:
+        with open("/proc/%d/limits" % pid) as f:
+            for line in f:
+                if line.startswith(what):
+                    v = line[len(what):].split()[0]
+                    return int(v) if v.isdigit() else v
+    except OSError:
+        pass
+    return None
+
+
+def fd_count(pid):
+    """Open descriptors of a process (/proc/PID/fd), None if it is gone."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def vm_rss_kb(pid):
+    """Resident set size of a process in kB (VmRSS), None if it is gone."""
+    st = proc_status(pid)
+    try:
+        return int(st["VmRSS"].split()[0])
+    except (TypeError, KeyError, ValueError, IndexError):
+        return None
