@@ -41,7 +41,8 @@ static int sockaddr_of (char const *ip, char const *port, struct sockaddr_storag
 
  /* RFC 1413: from our address to the client's port 113, ask
     "remoteport , localport"; the answer is what follows the third ':' of
-    the reply line, blanks and CR removed (as tcpserver keeps it). */
+    the reply line, blanks and CR removed, possibly empty (as tcpserver
+    keeps it). */
 static int ident (conninfo const *ci, char *info, size_t max)
 {
   struct sockaddr_storage local, remote ;
@@ -77,7 +78,7 @@ static int ident (conninfo const *ci, char *info, size_t max)
     if (k < max - 1) info[k++] = c ;
   }
   info[k] = 0 ;
-  return colons == 3 ;
+  return 1 ;   /* a whole reply line: even "ERROR : NO-USER" sets an empty info, as tcpserver does */
 }
 
 static void resolve (conninfo *ci, unsigned int what, int fd)

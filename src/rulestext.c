@@ -165,7 +165,13 @@ int rulestext_line (char *s, size_t len, stralloc *data, rulestext_add_func *add
     x += i + 1 ; left -= i + 1 ;
   }
   if (!memchr(s, '=', colon) && !memchr(s, '@', colon) && memchr(s, '/', colon)) return add_cidr(&k, s, colon) ;
-  if (!memchr(s, '=', colon) && memchr(s, ':', colon)) return add_ip6(&k, s, colon) ;
+  if (!memchr(s, '=', colon) && memchr(s, ':', colon))
+  {
+    char const *at = memchr(s, '@', colon) ;
+    size_t from = at ? (size_t)(at - s) + 1 : 0 ;
+    if (memchr(s + from, '-', colon - from)) return RULESTEXT_SYNTAX ;   /* no ranges in IPv6, as ucspi-tcp-ipv6 */
+    return add_ip6(&k, s, colon) ;
+  }
   if (!memchr(s, '=', colon) && !memchr(s, '@', colon) && memchr(s, '-', colon)) return add_range(&k, s, colon) ;
   return put(&k, s, colon) ;
 }

@@ -290,7 +290,9 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
       if (*end || n > 100) return fail(err, errlen, "invalid VERIFYDEPTH", s, "expected a number of certificates") ;
       depth = n ;
     }
-    if (!cafile && !cadir) return fail(err, errlen, "client certificates (-m or -z) need CAFILE or CADIR", 0, 0) ;
+    /* CCAFILE alone: the CAs it names are also the ones to trust */
+    if (!cafile && !cadir) cafile = ccafile ;
+    if (!cafile && !cadir) return fail(err, errlen, "a client certificate is requested but neither CAFILE, CADIR nor CCAFILE is set", 0, 0) ;
     if (!SSL_CTX_load_verify_locations(ctx, cafile, cadir))
       return fail(err, errlen, "unable to load CA list", cafile ? cafile : cadir, log_tlserror()) ;
     if (!ccafile) ccafile = cafile ;
