@@ -154,7 +154,7 @@ static char await_starttls (conn *c)
     case UCSPITLS_TIMEOUT :
       log_error(111, "timed out in plaintext with: ", e->remoteip, " for pid: ", e->pid) ;
       shutdown(e->netr, SHUT_RDWR) ;
-      end(c, 1, -1) ;
+      end(c, 1, 111) ;
     case UCSPITLS_ERROR :
       log_error(111, "unable to read the control socket for pid: ", e->pid, ": ", strerror(errno)) ;
       end(c, 1, 111) ;

@@ -1,0 +1,269 @@
+#!/usr/bin/python3
+# sslhandoff under ucspi-tcp's real tcpserver: immediate TLS with the
+# connection variables taken over from tcpserver, deferred TLS (-n, UCSPITLS
+# in the environment or from a tcprules cdb, -N overriding it) with real
+# STARTTLS peers, the UCSPI-TLS descriptors, log lines, the exit status as
+# tcpserver sees it, and a start-up error.
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+from tap import ok, is_, like, unlike, diag  # noqa: E402
+import suite  # noqa: E402
+
+pki = suite.Pki()
+ca = pki.ca("ca")
+leaf = pki.leaf("server", ca, dns=("localhost",), ips=("127.0.0.1",))
+ENV = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
+SMTPD = [suite.PYTHON, os.path.join(suite.TOP, "examples", "starttls-smtpd")]
+APP = os.path.join(suite.TESTS, "bin", "ucspitls-app.py")
+HANDOFF = suite.prog("sslhandoff")
+ctx = suite.client_context(ca["crt"])
+
+
+def line(sock, timeout=10):
+    """One line (bounded); "" on EOF, timeout or error."""
+    try:
+        return suite.read_line(sock, timeout)
+    except (OSError, ssl.SSLError) as e:
+        diag("read: %s" % e)
+        return ""
+
+
+def scenario(name, fn):
+    """Runs one group of checks; an exception is a failure, not the end."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        import traceback
+        ok(False, "%s: ran to completion" % name, traceback.format_exc())
+
+
+def tcpserver(handoff_opts, app, env=ENV, tcp_opts=()):
+    """tcpserver -1 -v -HR -l localhost 127.0.0.1 0 sslhandoff OPTS APP... (-l and
+    -H: no DNS lookups at all)"""
+    srv = suite.PortCommand(["tcpserver", "-1", "-v", "-HR", "-l", "localhost"] + list(tcp_opts) + ["127.0.0.1", "0", HANDOFF]
+                            + list(handoff_opts) + list(app), env=env)
+    return srv
+
+
+def pids(srv):
+    return re.findall(r"^tcpserver: pid (\d+) from 127\.0\.0\.1$", srv.log(), re.M)
+
+
+def end_status(srv, pid, timeout=10):
+    m = srv.wait_log(r"^tcpserver: end %s status (\d+)$" % pid, timeout)
+    return int(m.group(1)) if m else None
+
+
+def last_pid(srv):
+    p = suite.wait_until(lambda: pids(srv), 10)
+    return p[-1] if p else "?"
+
+
+def s_client_starttls(srv, name):
+    try:
+        rc, out, err = suite.s_client(srv.port, ["-starttls", "smtp", "-CAfile", ca["crt"], "-verify_return_error",
+                                                 "-verify_hostname", "localhost", "-quiet"],
+                                      input=b"EHLO client.example\r\nXSSL\r\nQUIT\r\n", timeout=10)
+    except subprocess.TimeoutExpired:
+        rc, out, err = None, "", "s_client timed out"
+    is_(rc, 0, "%s: s_client -starttls smtp exits 0" % name)
+    like(out, r"^250-SSL_PROTOCOL=TLSv1\.3\r?$", "%s: XSSL inside TLS shows SSL_PROTOCOL" % name)
+    m = re.search(r"^250-SSL_CIPHER=(\S+)\r?$", out, re.M)
+    ok(m, "%s: XSSL inside TLS shows SSL_CIPHER" % name, out + err)
+    like(out, r"^221 ", "%s: QUIT answered inside TLS" % name)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------- immediate
+def t00():
+    global srv, path
+    srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT])
+    ok(srv.port, "tcpserver -1 started and printed its port")
+    try:
+        with suite.tls_connect(srv.port, ctx) as s:
+            mine = s.getsockname()[:2]
+            version, cipher = s.version(), s.cipher()[0]
+            rep = suite.report_of(s)
+            s.sendall(b"ping\n")
+            is_(line(s), "echo: ping\n", "immediate: bytes go both ways")
+            s.sendall(b"quit\n")
+            is_(suite.read_all(s), b"", "immediate: session ends cleanly")
+    except (ssl.SSLError, OSError) as e:
+        rep, mine, version, cipher = None, ("?", 0), None, None
+        ok(False, "immediate: verified handshake", str(e))
+    env = rep["env"] if rep else {}
+    is_(env.get("SSL_PROTOCOL"), version, "immediate: SSL_PROTOCOL is the negotiated version")
+    is_(env.get("SSL_CIPHER"), cipher, "immediate: SSL_CIPHER is the negotiated cipher")
+    ok(len([k for k in env if k.startswith("SSL_")]) >= 10, "immediate: SSL_* variables present")
+    is_(env.get("PROTO"), "SSL", "immediate: PROTO=SSL (over tcpserver's PROTO=TCP)")
+    is_(env.get("TCPREMOTEIP"), "127.0.0.1", "immediate: tcpserver set TCPREMOTEIP")
+    is_(env.get("TCPREMOTEPORT"), str(mine[1]), "immediate: tcpserver set TCPREMOTEPORT to the client's port")
+    is_(env.get("SSLREMOTEIP"), env.get("TCPREMOTEIP"), "immediate: SSLREMOTEIP = TCPREMOTEIP")
+    is_(env.get("SSLREMOTEPORT"), env.get("TCPREMOTEPORT"), "immediate: SSLREMOTEPORT = TCPREMOTEPORT")
+    is_(env.get("SSLLOCALPORT"), str(srv.port), "immediate: SSLLOCALPORT is the listening port")
+    is_((env.get("TCPLOCALHOST"), env.get("SSLLOCALHOST")), ("localhost", "localhost"),
+        "immediate: SSLLOCALHOST = tcpserver's TCPLOCALHOST (-l)")
+    ok("TCPREMOTEHOST" not in env and "SSLREMOTEHOST" not in env, "immediate: no remote host name (-H): SSLREMOTEHOST unset")
+    is_([k for k in ("KEYFILE", "CERTFILE") if k in env], [], "immediate: KEYFILE and CERTFILE removed")
+    ok(not any(k in env for k in ("SSLCTLFD", "SSLREADFD", "SSLWRITEFD")), "immediate: no UCSPI-TLS descriptors announced")
+    is_(rep["fds"] if rep else None, [0, 1, 2], "immediate: only fds 0, 1, 2 open in the program")
+    pid = last_pid(srv)
+    lm = srv.wait_log(r"^sslhandoff: tls (\d+) accept (TLSv1\.3):(\S+)$")
+    is_(lm.groups() if lm else None, (pid, version, cipher), "log: 'sslhandoff: tls PID accept TLSv1.3:CIPHER' with tcpserver's pid")
+    is_(end_status(srv, pid), 0, "log: tcpserver end PID status 0")
+    srv.stop()
+
+
+scenario('immediate', t00)
+
+
+# The program's exit status is sslhandoff's, as tcpserver sees it.
+def t01():
+    global srv, path
+    srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT, "exit", "7"])
+    try:
+        with suite.tls_connect(srv.port, ctx) as s:
+            rep = suite.report_of(s)
+            suite.read_all(s)
+    except (ssl.SSLError, OSError) as e:
+        rep = None
+        diag(str(e))
+    ok(rep, "exit 7: program ran")
+    is_(end_status(srv, last_pid(srv)), 1792, "exit 7: tcpserver logs end status 1792")
+    srv.stop()
+
+
+scenario("The program's exit status is sslhandoff's, as tcpserver sees it", t01)
+
+
+# ---------------------------------------------------------------- deferred
+def t02():
+    global srv, path
+    srv = tcpserver(["-v", "-n"], SMTPD)
+    cipher = s_client_starttls(srv, "-n")
+    pid = last_pid(srv)
+    lm = srv.wait_log(r"^sslhandoff: tls (\d+) accept TLSv1\.3:(\S+)$")
+    is_(lm.groups() if lm else None, (pid, cipher), "-n: log 'sslhandoff: tls PID accept TLSv1.3:CIPHER'")
+    is_(end_status(srv, pid), 0, "-n: tcpserver end PID status 0")
+    srv.stop()
+
+    srv = tcpserver(["-v"], SMTPD, env=dict(ENV, UCSPITLS=""))
+    s_client_starttls(srv, "UCSPITLS=\"\" in the environment")
+    srv.stop()
+
+    rules = os.path.join(pki.dir, "rules")
+    r = subprocess.run(["tcprules", rules + ".cdb", rules + ".tmp"], input=b'127.:allow,UCSPITLS=""\n:deny\n',
+                       capture_output=True)
+    is_(r.returncode, 0, "tcprules made a cdb setting UCSPITLS")
+    srv = tcpserver(["-v"], SMTPD, tcp_opts=["-x", rules + ".cdb"])
+    s_client_starttls(srv, "UCSPITLS from tcpserver -x rules")
+    srv.stop()
+
+    srv = tcpserver(["-v", "-N"], [suite.PYTHON, suite.REPORT], env=dict(ENV, UCSPITLS=""))
+    try:
+        with suite.tls_connect(srv.port, ctx) as s:
+            rep = suite.report_of(s)
+            s.sendall(b"quit\n")
+            suite.read_all(s)
+    except (ssl.SSLError, OSError) as e:
+        rep = None
+        diag(str(e))
+    env = rep["env"] if rep else {}
+    ok(env.get("SSL_PROTOCOL") and "SSLCTLFD" not in env, "-N with UCSPITLS set: immediate TLS")
+    srv.stop()
+
+
+scenario('deferred', t02)
+
+
+# The UCSPI-TLS descriptors and the block, with sslhandoff's fds 0/1.
+def t03():
+    global srv, path
+    d = suite.tmpdir()
+    path = os.path.join(d, "report.json")
+    srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path, "Y", "nul"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        mine = list(raw.getsockname()[:2])
+        is_(line(raw), "220 ucspitls-app ready\r\n", "ucspitls-app: greeting in clear")
+        raw.sendall(b"STARTTLS\r\n")
+        is_(line(raw), "220 go\r\n", "ucspitls-app: STARTTLS")
+        try:
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+        except (ssl.SSLError, OSError) as e:
+            s = None
+            diag(str(e))
+        ok(s, "ucspitls-app: verified handshake after STARTTLS")
+        rep = suite.wait_until(lambda: (lambda r: r if r and "control" in r else None)(
+            json.load(open(path)) if os.path.exists(path) else None), 10)
+        ctl = rep["control"] if rep else {}
+        is_((ctl.get("result"), ctl.get("then")), ("block", "eof"), "ucspitls-app: whole block, then EOF")
+        if s:
+            is_(ctl.get("vars", {}).get("SSL_CIPHER"), s.cipher()[0], "ucspitls-app: block's SSL_CIPHER is the negotiated one")
+            s.sendall(b"hi\r\n")
+            is_(line(s), "tls: hi\r\n", "ucspitls-app: reached through TLS")
+            s.sendall(b"QUIT\r\n")
+            line(s)
+            is_(suite.read_all(s), b"", "ucspitls-app: session ends")
+        st = rep["start"] if rep else {"env": {}, "fds": [], "desc": {}}
+        is_([st["env"].get(k) for k in ("SSLCTLFD", "SSLREADFD", "SSLWRITEFD")], ["3", "4", "5"],
+            "ucspitls-app: SSLCTLFD=3 SSLREADFD=4 SSLWRITEFD=5")
+        is_(st["fds"], [0, 1, 2, 3, 4, 5], "ucspitls-app: fds 0-5 open, nothing else")
+        is_([k for k in st["envnames"] if k.startswith(("KEYFILE", "CERTFILE"))], [],
+            "ucspitls-app: KEYFILE and CERTFILE removed in deferred mode")
+        is_([(st["desc"].get(f) or {}).get("peername") for f in ("0", "1")], [mine, mine],
+            "ucspitls-app: fds 0 and 1 are the client's socket before TLS")
+        is_([(st["desc"].get(f) or {}).get("kind") for f in ("3", "4", "5")], ["socket", "pipe", "pipe"],
+            "ucspitls-app: fd 3 a socket, 4 and 5 pipes")
+    is_(end_status(srv, last_pid(srv)), 0, "ucspitls-app: tcpserver end PID status 0")
+    srv.stop()
+
+
+scenario("The UCSPI-TLS descriptors and the block, with sslhandoff's fds 0/1", t03)
+
+
+# A bad command byte under sslhandoff: exit 100.
+def t04():
+    global srv, path
+    srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path + ".x", "x", "eof"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        line(raw)
+        raw.sendall(b"STARTTLS\r\n")
+        line(raw)
+        is_(suite.read_all(raw), b"", "bad command byte: connection closed")
+    ok(srv.wait_log(r"^sslhandoff: .*protocol error"), "bad command byte: protocol error logged")
+    is_(end_status(srv, last_pid(srv)), 25600, "bad command byte: tcpserver end status 25600")
+    srv.stop()
+
+
+scenario('A bad command byte under sslhandoff: exit 100', t04)
+
+
+# ---------------------------------------------------------------- start-up error
+def t05():
+    global srv, path
+    srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT], env={})
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+        is_(suite.read_all(raw), b"", "no CERTFILE: connection closed with nothing sent")
+    pid = last_pid(srv)
+    is_(end_status(srv, pid), 28416, "no CERTFILE: tcpserver end status 28416 (exit 111)")
+    lines = [l for l in srv.log().splitlines() if l.startswith("sslhandoff:")]
+    is_(len(lines), 1, "no CERTFILE: one line from sslhandoff")
+    like(lines[0] if lines else "", r"^sslhandoff: fatal: \(111\) \S", "no CERTFILE: 'sslhandoff: fatal: (111) ...'")
+    srv.stop()
+
+    r = subprocess.run([HANDOFF, suite.PYTHON, suite.REPORT], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                       capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+    err = r.stderr.decode("utf-8", "replace")
+    is_(r.returncode, 111, "no CERTFILE, run directly: exit 111")
+    like(err, r"\Asslhandoff: fatal: \(111\) [^\n]+\n\Z", "no CERTFILE, run directly: one line 'sslhandoff: fatal: (111) ...'")
+    is_(r.stdout, b"", "no CERTFILE, run directly: nothing on stdout")
+
+
+scenario('start-up error', t05)
