@@ -29,6 +29,15 @@ void connenv_fmtaddr (struct sockaddr_storage const *ss, char *ip, char *port)
   }
 }
 
+void connenv_localname (conninfo *ci, char const *name)
+{
+  size_t n = strlen(name) ;
+  if (n >= sizeof(ci->localhost)) n = sizeof(ci->localhost) - 1 ;
+  memcpy(ci->localhost, name, n) ;
+  ci->localhost[n] = 0 ;
+  ci->haslocalhost = 1 ;
+}
+
 int connenv_fromsocket (conninfo *ci, int fd)
 {
   struct sockaddr_storage ss ;

@@ -26,6 +26,9 @@ struct conninfo_s
   int hasremoteinfo : 1 ;
 } ;
 
+/* -l: the local host name as given, instead of a lookup. */
+extern void connenv_localname (conninfo *, char const *name) ;
+
 /* Formats an address: IPv4-mapped IPv6 addresses are shown dotted. */
 extern void connenv_fmtaddr (struct sockaddr_storage const *, char *ip, char *port) ;
 

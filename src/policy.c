@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 
 #include <skalibs/env.h>
 
@@ -68,17 +67,12 @@ SSL_CTX *policy_context (SSL_CTX *dflt, char const *const *connenv, rules_result
   SSL_CTX *ctx ;
   if (dflt && !sets_tls(r)) return dflt ;
   unsigned char sidctx[32] ;
-  unsigned int len = 32 ;
   cfg.clientcert = policy_clientcert(r, cfg.clientcert) ;
   /* A session made under other TLS settings (another certificate, no client
      certificate) must never resume here: the rule gets its own context id. */
   if (dflt)
   {
-    EVP_MD_CTX *md = EVP_MD_CTX_new() ;
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), 0) || !EVP_DigestUpdate(md, base->sidctx, base->sidctxlen)
-     || !EVP_DigestUpdate(md, r->env.s, r->env.len) || !EVP_DigestFinal_ex(md, sidctx, &len))
-      die_tls(111, "unable to compute the session id context") ;
-    EVP_MD_CTX_free(md) ;
+    tlsctx_sidctx(sidctx, base->sidctx, base->sidctxlen, r->env.s, r->env.len) ;
     cfg.sidctx = sidctx ;
     cfg.sidctxlen = 32 ;
   }

@@ -63,3 +63,12 @@ void privs_engine_check (privs_engine const *p)
     dieu_sys(111, "use SSL_CHROOT ", p->root) ;
   }
 }
+
+void privs_envuidgid (uid_t *uid, gid_t *gid)
+{
+  unsigned int id ;
+  if (!privs_envid("UID", getenv("UID"), &id)) die_x(100, "-U needs $UID") ;
+  *uid = id ;
+  if (!privs_envid("GID", getenv("GID"), &id)) die_x(100, "-U needs $GID") ;
+  *gid = id ;
+}

@@ -16,6 +16,10 @@ extern char const *privs_try (char const *root, gid_t gid, uid_t uid) ;
    dies 100 on a value that is not a number. */
 extern int privs_envid (char const *name, char const *s, unsigned int *id) ;
 
+/* -U: the application's uid and gid from $UID and $GID (envuidgid's).
+   Dies 100 if either is missing or not a number. */
+extern void privs_envuidgid (uid_t *, gid_t *) ;
+
 /* The engine's identity: SSL_UID/SSL_GID (or the s6 spellings TLS_UID and
    TLS_GID) and SSL_CHROOT from envp, else the application's -u/-g. */
 typedef struct privs_engine_s privs_engine ;

@@ -167,14 +167,7 @@ int main (int argc, char const *const *argv)
   if (!connenv_fromsocket(&ci, fd)) dieu_sys(111, "get connection addresses") ;
   pid[pid_fmt(pid, getpid())] = 0 ;
   log_status("connected to: ", ci.remoteip, " port: ", ci.remoteport) ;
-  if (o.localname)
-  {
-    size_t n = strlen(o.localname) ;
-    if (n >= sizeof(ci.localhost)) n = sizeof(ci.localhost) - 1 ;
-    memcpy(ci.localhost, o.localname, n) ;
-    ci.localhost[n] = 0 ;
-    ci.haslocalhost = 1 ;
-  }
+  if (o.localname) connenv_localname(&ci, o.localname) ;
   else if (o.dns) what |= LOOKUP_LOCALHOST ;
   if (o.dns) what |= LOOKUP_REMOTEHOST ;
   if (o.ident) what |= LOOKUP_IDENT ;

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <skalibs/env.h>
@@ -100,24 +99,16 @@ int main (int argc, char const *const *argv)
     argc -= l.ind ; argv += l.ind ;
   }
   if (!argc || !*argv[0]) dieusage() ;
-  if (envuidgid)
-  {
-    unsigned int id ;
-    if (privs_envid("UID", getenv("UID"), &id)) e.appuid = id ; else die_x(100, "-U needs $UID") ;
-    if (privs_envid("GID", getenv("GID"), &id)) e.appgid = id ; else die_x(100, "-U needs $GID") ;
-  }
+  if (envuidgid) privs_envuidgid(&e.appuid, &e.appgid) ;
   if (password) cfg.password = tlsctx_read_password(3) ;
 
   {
-    EVP_MD_CTX *md = EVP_MD_CTX_new() ;
-    unsigned int len = 32 ;
     char const *local = getenv("TCPLOCALPORT") ;
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), 0)
-     || !EVP_DigestUpdate(md, "sslhandoff", 11)
-     || (local && !EVP_DigestUpdate(md, local, strlen(local) + 1))
-     || !EVP_DigestUpdate(md, argv[0], strlen(argv[0]) + 1)
-     || !EVP_DigestFinal_ex(md, sidctx, &len)) dieu_tls(111, "compute the session id context") ;
-    EVP_MD_CTX_free(md) ;
+    stralloc words = STRALLOC_ZERO ;
+    if ((local && !stralloc_catb(&words, local, strlen(local) + 1)) || !stralloc_catb(&words, argv[0], strlen(argv[0]) + 1))
+      dieu_sys(111, "compute the session id context") ;
+    tlsctx_sidctx(sidctx, "sslhandoff", 11, words.s, words.len) ;
+    stralloc_free(&words) ;
     cfg.sidctx = sidctx ;
     cfg.sidctxlen = 32 ;
   }

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include <skalibs/allreadwrite.h>
@@ -145,14 +144,7 @@ static void connection (int fd, options const *o, SSL_CTX *ctx, tlsctx_config co
   log_status("pid ", pid, " from ", ci.remoteip) ;
   if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
   if (!o->keepipoptions && !strchr(ci.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
-  if (o->localname)
-  {
-    size_t n = strlen(o->localname) ;
-    if (n >= sizeof(ci.localhost)) n = sizeof(ci.localhost) - 1 ;
-    memcpy(ci.localhost, o->localname, n) ;
-    ci.localhost[n] = 0 ;
-    ci.haslocalhost = 1 ;
-  }
+  if (o->localname) connenv_localname(&ci, o->localname) ;
   else if (o->dns) what |= LOOKUP_LOCALHOST ;
   if (o->dns) what |= LOOKUP_REMOTEHOST | (o->paranoid ? LOOKUP_PARANOID : 0) ;
   if (o->ident) what |= LOOKUP_IDENT ;
@@ -267,12 +259,7 @@ int main (int argc, char const *const *argv)
   if (argc < 3 || !*argv[0]) dieusage() ;
   if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (fcntl(1, F_GETFD) == -1 && open("/dev/null", O_WRONLY) == -1) dieu_sys(111, "open /dev/null") ;
-  if (o.envuidgid)
-  {
-    unsigned int id ;
-    if (privs_envid("UID", getenv("UID"), &id)) o.uid = id ; else die_x(100, "-U needs $UID") ;
-    if (privs_envid("GID", getenv("GID"), &id)) o.gid = id ; else die_x(100, "-U needs $GID") ;
-  }
+  if (o.envuidgid) privs_envuidgid(&o.uid, &o.gid) ;
   {
     char const *s = getenv("MAXCONIP") ;
     char *end ;
@@ -287,16 +274,11 @@ int main (int argc, char const *const *argv)
   if (o.password) cfg.password = tlsctx_read_password(3) ;
 
   {
-    EVP_MD_CTX *md = EVP_MD_CTX_new() ;
-    unsigned int len = 32 ;
-    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), 0)) dieu_tls(111, "compute the session id context") ;
-    for (int i = -2 ; i < argc ; i++)
-    {
-      char const *s = i == -2 ? "sslserver" : i == -1 ? "" : argv[i] ;
-      EVP_DigestUpdate(md, s, strlen(s) + 1) ;
-    }
-    if (!EVP_DigestFinal_ex(md, sidctx, &len)) dieu_tls(111, "compute the session id context") ;
-    EVP_MD_CTX_free(md) ;
+    stralloc words = STRALLOC_ZERO ;
+    for (int i = 0 ; i < argc ; i++)
+      if (!stralloc_catb(&words, argv[i], strlen(argv[i]) + 1)) dieu_sys(111, "compute the session id context") ;
+    tlsctx_sidctx(sidctx, "sslserver", 10, words.s, words.len) ;
+    stralloc_free(&words) ;
   }
   ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
   if (!ctx) die_x(111, err) ;

@@ -391,3 +391,13 @@ SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config const *cfg
   ERR_clear_error() ;
   return 0 ;
 }
+
+void tlsctx_sidctx (unsigned char *out, void const *base, size_t baselen, char const *s, size_t len)
+{
+  EVP_MD_CTX *md = EVP_MD_CTX_new() ;
+  unsigned int outlen = 32 ;
+  if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), 0) || !EVP_DigestUpdate(md, base, baselen)
+   || !EVP_DigestUpdate(md, s, len) || !EVP_DigestFinal_ex(md, out, &outlen))
+    dieu_tls(111, "compute the session id context") ;
+  EVP_MD_CTX_free(md) ;
+}

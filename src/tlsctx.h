@@ -57,6 +57,10 @@ struct tlsctx_client_config_s
    TLSMINVERSION, TLSMAXVERSION, GROUPS) as the server's. */
 extern SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config const *, char *err, size_t errlen) ;
 
+/* A session id context: SHA-256 of the NUL-separated strings in
+   [s, s + len) after the base bytes. Dies 111 on failure. */
+extern void tlsctx_sidctx (unsigned char *out, void const *base, size_t baselen, char const *s, size_t len) ;
+
 /* -3: reads the key passphrase from fd (up to NUL, newline or EOF) and
    closes fd. Dies 111 on failure. */
 extern char const *tlsctx_read_password (int fd) ;
