@@ -56,7 +56,7 @@ int handshake_run (SSL *ssl, int netr, int netw, unsigned int timeoutsecs, char 
         return HANDSHAKE_FAILED ;
       default :
         if (refused(ssl, why)) return HANDSHAKE_REFUSED ;
-        *why = log_tlserror() ;
+        *why = ERR_peek_error() ? log_tlserror() : "connection closed by peer" ;
         return HANDSHAKE_FAILED ;
     }
     r = iopause_g(&x, 1, &deadline) ;

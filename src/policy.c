@@ -41,6 +41,7 @@ static int sets_tls (rules_result const *r)
   for (size_t i = 0 ; i < r->env.len ; i += strlen(r->env.s + i) + 1)
   {
     size_t len = strcspn(r->env.s + i, "=") ;
+    if (!strncmp(r->env.s + i, "CERTFILE:", 9) || !strncmp(r->env.s + i, "KEYFILE:", 8)) return 1 ;
     for (unsigned int j = 0 ; names[j] ; j++)
       if (len == strlen(names[j]) && !strncmp(r->env.s + i, names[j], len)) return 1 ;
   }

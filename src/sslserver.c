@@ -209,7 +209,7 @@ static void log_config (options const *o)
   static char const *const names[] =
   {
     "CERTFILE", "KEYFILE", "CERTCHAINFILE", "CAFILE", "CADIR", "CCAFILE", "VERIFYDEPTH", "CIPHERS",
-    "CIPHERSUITES", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", "SSL_UID", "SSL_GID", "SSL_CHROOT", 0
+    "CIPHERSUITES", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", "SSL_UID", "SSL_GID", "TLS_UID", "TLS_GID", "SSL_CHROOT", "MAXCONIP", 0
   } ;
   char n[UINT_FMT] ;
   for (unsigned int i = 0 ; names[i] ; i++) log_line("config: ", names[i], "=", orunset(names[i])) ;
@@ -263,7 +263,7 @@ int main (int argc, char const *const *argv)
   {
     char const *s = getenv("MAXCONIP") ;
     char *end ;
-    if (s && *s && (!(maxconip = strtoul(s, &end, 10)) || *end)) die_x(100, "invalid MAXCONIP: ", s) ;
+    if (s && *s && (*s < '0' || *s > '9' || !(maxconip = strtoul(s, &end, 10)) || *end)) die_x(100, "invalid MAXCONIP: ", s) ;
   }
   {
     privs_engine p ;
