@@ -199,8 +199,16 @@ static void log_status_count (unsigned int n, unsigned int limit)
 
 static char const *orunset (char const *name)
 {
+  static struct { char const *name ; char const *dflt ; } const defaults[] =
+  {
+    { "CIPHERS", TLSCTX_CIPHERS }, { "CIPHERSUITES", TLSCTX_CIPHERSUITES }, { "GROUPS", TLSCTX_GROUPS },
+    { "TLSMINVERSION", "TLSv1.2" }, { "TLSMAXVERSION", "TLSv1.3" }, { "VERIFYDEPTH", TLSCTX_VERIFYDEPTH_STRING }
+  } ;
   char const *s = getenv(name) ;
-  return s && *s ? s : "(not set)" ;
+  if (s && *s) return s ;
+  for (unsigned int i = 0 ; i < sizeof(defaults) / sizeof(defaults[0]) ; i++)
+    if (!strcmp(name, defaults[i].name)) return defaults[i].dflt ;
+  return "(not set)" ;
 }
 
  /* -V: what the TLS context was built from, one line per setting. */
@@ -215,6 +223,12 @@ static void log_config (options const *o)
   for (unsigned int i = 0 ; names[i] ; i++) log_line("config: ", names[i], "=", orunset(names[i])) ;
   for (char **e = environ ; *e ; e++)
     if (!strncmp(*e, "CERTFILE:", 9) || !strncmp(*e, "KEYFILE:", 8)) log_line("config: ", *e) ;
+  n[uint_fmt(n, o->limit)] = 0 ;
+  log_line("config: limit ", n) ;
+  n[uint_fmt(n, o->backlog)] = 0 ;
+  log_line("config: backlog ", n) ;
+  n[uint_fmt(n, o->identtimeout)] = 0 ;
+  log_line("config: lookup timeout ", n, " s") ;
   n[uint_fmt(n, o->handshaketimeout)] = 0 ;
   log_line("config: handshake timeout ", n, " s") ;
   n[uint_fmt(n, o->idletimeout)] = 0 ;
