@@ -110,7 +110,7 @@ int main (int argc, char const *const *argv)
     else if (!stralloc_catb(&line, buf, r)) nomem() ;
     for (;;)
     {
-      char *nl = memchr(line.s + start, '\n', line.len - start) ;
+      char *nl = line.len > start ? memchr(line.s + start, '\n', line.len - start) : 0 ;
       size_t len ;
       if (!nl && !(eof && line.len > start)) break ;
       len = nl ? (size_t)(nl - line.s) - start : line.len - start ;
