@@ -133,7 +133,7 @@ d = stated_default("b")
 ss = subprocess.run(["ss", "-ltnH", "sport = :%d" % srv.port], capture_output=True, timeout=10).stdout.decode()
 fields = ss.split()
 is_(fields[2] if len(fields) > 2 else None, d, "the listening socket's backlog (ss Send-Q) is the stated -b default")
-like(log, r"status: 0/%s$" % stated_default("c"), "the status line shows the stated -c default")
+ok(srv.wait_log(r"status: 0/%s$" % stated_default("c")), "the status line shows the stated -c default")
 
 # The TLS defaults the page states are the ones a client gets.
 env_read = section(text, "ENVIRONMENT READ") + section(text, "TLS DEFAULTS")
