@@ -38,6 +38,16 @@ void connenv_localname (conninfo *ci, char const *name)
   ci->haslocalhost = 1 ;
 }
 
+int connenv_fromaccept (conninfo *ci, int fd, struct sockaddr_storage const *peer)
+{
+  struct sockaddr_storage ss ;
+  socklen_t len = sizeof(ss) ;
+  connenv_fmtaddr(peer, ci->remoteip, ci->remoteport) ;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1) return 0 ;
+  connenv_fmtaddr(&ss, ci->localip, ci->localport) ;
+  return 1 ;
+}
+
 int connenv_fromsocket (conninfo *ci, int fd)
 {
   struct sockaddr_storage ss ;

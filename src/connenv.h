@@ -35,6 +35,10 @@ extern void connenv_fmtaddr (struct sockaddr_storage const *, char *ip, char *po
 /* Fills the addresses of a connected socket; 0 on failure. */
 extern int connenv_fromsocket (conninfo *, int fd) ;
 
+/* The same with the peer's address already known (from accept): only the
+   local address is asked of the socket. */
+extern int connenv_fromaccept (conninfo *, int fd, struct sockaddr_storage const *peer) ;
+
 /* Reverse lookup of ip into host (lower-cased); with paranoid, the name
    must also resolve back to ip. Returns 1 if a name was found. */
 extern int connenv_reverse (char const *ip, int paranoid, char *host, size_t hostlen) ;

@@ -36,7 +36,7 @@ static int sets_tls (rules_result const *r)
   static char const *const names[] =
   {
     "CERTFILE", "KEYFILE", "CERTCHAINFILE", "CAFILE", "CADIR", "CCAFILE", "VERIFYDEPTH",
-    "CIPHERS", "CIPHERSUITES", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", 0
+    "CIPHERS", "CIPHERSUITES", "CIPHERORDER", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", 0
   } ;
   for (size_t i = 0 ; i < r->env.len ; i += strlen(r->env.s + i) + 1)
   {

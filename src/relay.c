@@ -110,7 +110,13 @@ int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, unsigned in
       {
         ERR_clear_error() ;
         r = SSL_shutdown(ssl) ;
-        if (r >= 0 || !ssl_wait(ssl, r, &swait)) { shutsent = 1 ; moved = 1 ; ERR_clear_error() ; }
+        if (r >= 0) { shutsent = 1 ; moved = 1 ; }
+        else if (!ssl_wait(ssl, r, &swait))
+        {
+          /* the peer is gone (reset, broken pipe): what the application
+             still reads may be truncated, so this is an error, not an end */
+          *why = ssl_reason(ssl, r) ; ret = RELAY_ERROR ; goto end ;
+        }
       }
       if (!moved) break ;
       progress = 1 ;

@@ -128,7 +128,7 @@ static void parse_options (int *argc, char const *const **argv, options *o)
 
  /* The connection process: everything between accept and the engine.
     samehost counts this client's connections, this one included. */
-static void connection (int fd, options const *o, SSL_CTX *ctx, tlsctx_config const *cfg, unsigned int samehost, char const *const *argv)
+static void connection (int fd, struct sockaddr_storage const *peer, options const *o, SSL_CTX *ctx, tlsctx_config const *cfg, unsigned int samehost, char const *const *argv)
 {
   conninfo ci = { .haslocalhost = 0 } ;
   rules_result r = RULES_RESULT_ZERO ;
@@ -140,7 +140,7 @@ static void connection (int fd, options const *o, SSL_CTX *ctx, tlsctx_config co
   unsigned int what = 0 ;
 
   pid[pid_fmt(pid, getpid())] = 0 ;
-  if (!connenv_fromsocket(&ci, fd)) dieu_sys(111, "get connection addresses") ;
+  if (!connenv_fromaccept(&ci, fd, peer)) { log_status("pid ", pid, " from ", ci.remoteip) ; dieu_sys(111, "get the local address of a connection from ", ci.remoteip) ; }
   log_status("pid ", pid, " from ", ci.remoteip) ;
   if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
   if (!o->keepipoptions && !strchr(ci.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
@@ -202,7 +202,7 @@ static char const *orunset (char const *name)
   static struct { char const *name ; char const *dflt ; } const defaults[] =
   {
     { "CIPHERS", TLSCTX_CIPHERS }, { "CIPHERSUITES", TLSCTX_CIPHERSUITES }, { "GROUPS", TLSCTX_GROUPS },
-    { "TLSMINVERSION", "TLSv1.2" }, { "TLSMAXVERSION", "TLSv1.3" }, { "VERIFYDEPTH", TLSCTX_VERIFYDEPTH_STRING }
+    { "CIPHERORDER", "client" }, { "TLSMINVERSION", "TLSv1.2" }, { "TLSMAXVERSION", "TLSv1.3" }, { "VERIFYDEPTH", TLSCTX_VERIFYDEPTH_STRING }
   } ;
   char const *s = getenv(name) ;
   if (s && *s) return s ;
@@ -217,7 +217,7 @@ static void log_config (options const *o)
   static char const *const names[] =
   {
     "CERTFILE", "KEYFILE", "CERTCHAINFILE", "CAFILE", "CADIR", "CCAFILE", "VERIFYDEPTH", "CIPHERS",
-    "CIPHERSUITES", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", "SSL_UID", "SSL_GID", "TLS_UID", "TLS_GID", "SSL_CHROOT", "MAXCONIP", 0
+    "CIPHERSUITES", "CIPHERORDER", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", "SSL_UID", "SSL_GID", "TLS_UID", "TLS_GID", "SSL_CHROOT", "MAXCONIP", 0
   } ;
   char n[UINT_FMT] ;
   for (unsigned int i = 0 ; names[i] ; i++) log_line("config: ", names[i], "=", orunset(names[i])) ;
@@ -407,7 +407,7 @@ int main (int argc, char const *const *argv)
         {
           selfpipe_finish() ;
           fd_close(lfd) ;
-          connection(fd, &o, ctx, &cfg, same, argv + 2) ;
+          connection(fd, &peer, &o, ctx, &cfg, same, argv + 2) ;
         }
         fd_close(fd) ;
         table[children++].pid = pid ;

@@ -110,7 +110,10 @@ static int setup_protocol (SSL_CTX *ctx, char const *const *envp, char const *ci
   int minv = TLS1_2_VERSION, maxv = 0 ;
 
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF) ;
-  SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE) ;
+  s = envval(envp, "CIPHERORDER") ;
+  if (!s || !strcmp(s, "client")) SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE) ;
+  else if (!strcmp(s, "server")) SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA) ;
+  else return fail(err, errlen, "invalid CIPHERORDER", s, "use client or server") ;
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS) ;
 
   s = envval(envp, "TLSMINVERSION") ;
