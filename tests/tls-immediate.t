@@ -78,3 +78,19 @@ with socket.create_connection(("127.0.0.1", srv3.port), timeout=10) as raw:
     is_(data, b"", "silent client: connection closed by the handshake timeout")
 ok(srv3.wait_log(r"unable to accept TLS .*timed out"), "handshake timeout logged")
 ok(not os.path.exists(marker + ".T"), "timed-out handshake never starts the program")
+
+# Cipher order: the client's by default, the server's with CIPHERORDER=server.
+order = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"
+for setting, expected in ((None, "ECDHE-ECDSA-AES128-GCM-SHA256"), ("server", "ECDHE-ECDSA-AES256-GCM-SHA384")):
+    env = {"CERTFILE": ec["pem"], "KEYFILE": ec["key"], "CIPHERS": order}
+    if setting:
+        env["CIPHERORDER"] = setting
+    s4 = suite.Server(env=env)
+    ctx = suite.client_context(ca["crt"], "1.2")
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384")
+    with suite.tls_connect(s4.port, ctx) as s:
+        is_(s.cipher()[0], expected, "CIPHERORDER=%s: the %s's preference wins" % (setting or "(unset)", "server" if setting else "client"))
+    s4.stop()
+rc, err = suite.start_failure(env={"CERTFILE": ec["pem"], "KEYFILE": ec["key"], "CIPHERORDER": "mine"})
+is_(rc, 111, "CIPHERORDER=mine: start-up error")
+like(err, r"^sslserver: fatal: \(111\) invalid CIPHERORDER: mine", "CIPHERORDER=mine: one line naming the value")
