@@ -1,6 +1,7 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -132,6 +133,7 @@ static void end (conn *c, int signalapp, int code)
   if (c->toapp >= 0) fd_close(c->toapp) ;
   if (c->fromapp >= 0) fd_close(c->fromapp) ;
   close_net(c->e) ;
+  if (!c->app) _exit(code >= 0 ? code : 111) ;   /* no application started */
   if (signalapp) kill(c->app, SIGTERM) ;
   status = wait_app(c->app) ;
   _exit(code >= 0 ? code : status) ;
@@ -169,14 +171,129 @@ static char await_starttls (conn *c)
   return cmd ;
 }
 
+static void drop_engine_privileges (conn *c)
+{
+  engine const *e = c->e ;
+  char const *what = privs_try(e->tls.root, e->tls.gid, e->tls.uid) ;
+  if (what) { log_error(111, "unable to ", what, " for the TLS engine: ", strerror(errno)) ; end(c, 1, 111) ; }
+  sig_ignore(SIGPIPE) ;
+}
+
+ /* The handshake and every check on the peer; on failure the connection
+    ends here (the application, if already started, is terminated in
+    deferred mode, and never runs in immediate mode). */
+static SSL *tls_start (conn *c)
+{
+  engine const *e = c->e ;
+  char const *why ;
+  int r ;
+  SSL *ssl = SSL_new(e->ctx) ;
+  if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(c, 1, 111) ; }
+  if (!SSL_set_rfd(ssl, e->netr) || !SSL_set_wfd(ssl, e->netw)) { log_error(111, "unable to attach TLS session: ", log_tlserror()) ; end(c, 1, 111) ; }
+  if (e->client)
+  {
+    SSL_set_connect_state(ssl) ;
+    if (e->servername && !peer_expect_server(ssl, e->servername, e->checkname))
+    {
+      log_error(111, "unable to set the expected server name: ", log_tlserror()) ;
+      end(c, 1, 111) ;
+    }
+  }
+  else SSL_set_accept_state(ssl) ;
+  if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(c, 1, 111) ; }
+
+  r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
+  if (r == HANDSHAKE_REFUSED)
+  {
+    if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;
+    else log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    end(c, e->deferred, 110) ;
+  }
+  if (r != HANDSHAKE_OK)
+  {
+    log_error(111, e->client ? "unable to connect TLS to: " : "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    end(c, e->deferred, 111) ;
+  }
+  if (e->pin && !peer_pin_matches(ssl, e->pin))
+  {
+    log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": certificate pin mismatch") ;
+    end(c, e->deferred, 110) ;
+  }
+  if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && !peer_names_host(ssl, e->remotehost, e->remoteip))
+  {
+    char h[LOG_FIELD_FMT] ;
+    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, 1)) ;
+    end(c, e->deferred, 110) ;
+  }
+  return ssl ;
+}
+
+static void tls_relay (conn *, SSL *, char const *, size_t) __attribute__((noreturn)) ;
+static void tls_relay (conn *c, SSL *ssl, char const *first, size_t firstlen)
+{
+  engine const *e = c->e ;
+  char const *why ;
+  int r ;
+  malloc_trim(0) ;   /* the handshake's garbage: an idle connection keeps less */
+  log_status("tls ", e->pid, e->client ? " connect " : " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
+  r = relay_run(ssl, e->netr, e->netw, c->toapp, c->fromapp, first, firstlen, e->idletimeout, &why) ;
+  c->toapp = c->fromapp = -1 ;
+  if (r == RELAY_TIMEOUT) log_error(111, "timed out speaking TLS with: ", e->remoteip, " for pid: ", e->pid) ;
+  else if (r == RELAY_ERROR) log_error(111, "unable to speak TLS with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+  SSL_free(ssl) ;
+  end(c, r != RELAY_DONE, r == RELAY_DONE ? -1 : 111) ;
+}
+
+ /*
+  * Immediate mode when the engine and the application have the same
+  * identity (no SSL_UID/SSL_GID of their own, no SSL_CHROOT): nothing is
+  * gained by forking the application before the handshake, so it is
+  * spawned after it, vfork-style, with its SSL_* already known - one
+  * process copy less per connection. The banner is sent by the engine.
+  */
+static void engine_spawn_after (engine const *) __attribute__((noreturn)) ;
+static void engine_spawn_after (engine const *e)
+{
+  conn c = { .e = e, .app = 0, .ctl = -1, .toapp = -1, .fromapp = -1 } ;
+  stralloc block = STRALLOC_ZERO ;
+  int in[2], out[2] ;
+  SSL *ssl ;
+
+  drop_engine_privileges(&c) ;
+  ssl = tls_start(&c) ;
+  if (e->sslenv && !tlsenv_server(&block, ssl)) { log_error(111, "unable to build the TLS environment: out of memory") ; end(&c, 0, 111) ; }
+  if (pipecoe(in) == -1 || pipecoe(out) == -1) { log_error(111, "unable to create pipe: ", strerror(errno)) ; end(&c, 0, 111) ; }
+  {
+    char const *modifs[2] = { e->connmodifs, block.s } ;
+    size_t lens[2] = { e->connmodiflen, block.len } ;
+    size_t total = app_envsize(e->envp, modifs, lens, 2) ;
+    char const *v[total] ;
+    app_environment(v, total, e->envp, modifs, lens, 2) ;
+    c.app = app_spawn(e->argv, v, in[0], out[1]) ;
+  }
+  fd_close(in[0]) ;
+  fd_close(out[1]) ;
+  c.toapp = in[1] ;
+  c.fromapp = out[0] ;
+  if (c.app == -1)
+  {
+    c.app = 0 ;
+    log_error(111, "unable to run ", e->argv[0], ": ", strerror(errno)) ;
+    end(&c, 0, 111) ;
+  }
+  stralloc_free(&block) ;
+  tls_relay(&c, ssl, e->banner, e->banner ? strlen(e->banner) : 0) ;
+}
+
 void engine_run (engine const *e)
 {
   int in[2], out[2], ctl[2] ;
   conn c = { .e = e } ;
   SSL *ssl ;
-  char const *why ;
   int sendblock = e->sslenv ;
-  int r ;
+
+  if (!e->deferred && !e->client && e->tls.uid == e->appuid && e->tls.gid == e->appgid && !e->tls.root)
+    engine_spawn_after(e) ;
 
   if (pipecoe(in) == -1 || pipecoe(out) == -1) dieu_sys(111, "create pipe") ;
   if ((e->deferred ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) : pipecoe(ctl)) == -1)
@@ -198,51 +315,9 @@ void engine_run (engine const *e)
   c.fromapp = out[0] ;
   c.ctl = ctl[1] ;
 
-  {
-    char const *what = privs_try(e->tls.root, e->tls.gid, e->tls.uid) ;
-    if (what) { log_error(111, "unable to ", what, " for the TLS engine: ", strerror(errno)) ; end(&c, 1, 111) ; }
-  }
-  sig_ignore(SIGPIPE) ;
+  drop_engine_privileges(&c) ;
   if (e->deferred) sendblock = await_starttls(&c) == 'Y' ;
-
-  ssl = SSL_new(e->ctx) ;
-  if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(&c, 1, 111) ; }
-  if (!SSL_set_rfd(ssl, e->netr) || !SSL_set_wfd(ssl, e->netw)) { log_error(111, "unable to attach TLS session: ", log_tlserror()) ; end(&c, 1, 111) ; }
-  if (e->client)
-  {
-    SSL_set_connect_state(ssl) ;
-    if (e->servername && !peer_expect_server(ssl, e->servername, e->checkname))
-    {
-      log_error(111, "unable to set the expected server name: ", log_tlserror()) ;
-      end(&c, 1, 111) ;
-    }
-  }
-  else SSL_set_accept_state(ssl) ;
-  if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(&c, 1, 111) ; }
-
-  r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
-  if (r == HANDSHAKE_REFUSED)
-  {
-    if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;
-    else log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
-    end(&c, e->deferred, 110) ;
-  }
-  if (r != HANDSHAKE_OK)
-  {
-    log_error(111, e->client ? "unable to connect TLS to: " : "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
-    end(&c, e->deferred, 111) ;
-  }
-  if (e->pin && !peer_pin_matches(ssl, e->pin))
-  {
-    log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": certificate pin mismatch") ;
-    end(&c, e->deferred, 110) ;
-  }
-  if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && !peer_names_host(ssl, e->remotehost, e->remoteip))
-  {
-    char h[LOG_FIELD_FMT] ;
-    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, 1)) ;
-    end(&c, e->deferred, 110) ;
-  }
+  ssl = tls_start(&c) ;
 
   if (e->deferred && !sendblock) shutdown(c.ctl, SHUT_RDWR) ;
   else
@@ -254,12 +329,5 @@ void engine_run (engine const *e)
   }
   fd_close(c.ctl) ;
   c.ctl = -1 ;
-  log_status("tls ", e->pid, e->client ? " connect " : " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
-
-  r = relay_run(ssl, e->netr, e->netw, c.toapp, c.fromapp, e->idletimeout, &why) ;
-  c.toapp = c.fromapp = -1 ;
-  if (r == RELAY_TIMEOUT) log_error(111, "timed out speaking TLS with: ", e->remoteip, " for pid: ", e->pid) ;
-  else if (r == RELAY_ERROR) log_error(111, "unable to speak TLS with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
-  SSL_free(ssl) ;
-  end(&c, r != RELAY_DONE, r == RELAY_DONE ? -1 : 111) ;
+  tls_relay(&c, ssl, 0, 0) ;
 }

@@ -53,7 +53,7 @@ static char const *ssl_reason (SSL *ssl, int r)
   return log_tlserror() ;
 }
 
-int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, unsigned int idlesecs, char const **why)
+int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, char const *first, size_t firstlen, unsigned int idlesecs, char const **why)
 {
   int neteof = 0, appeof = 0, shutsent = 0, toappclosed = 0 ;
   int rwait = 0, wwait = 0, swait = 0, toappwait = 0, fromappwait = 0 ;
@@ -61,6 +61,8 @@ int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, unsigned in
   int ret = RELAY_DONE ;
 
   n2a.start = n2a.end = a2n.start = a2n.end = 0 ;
+  if (firstlen > RELAY_BUFSIZE) firstlen = RELAY_BUFSIZE ;
+  if (firstlen) { memcpy(a2n.s, first, firstlen) ; a2n.end = firstlen ; }
   if (ndelay_on(toapp) == -1 || ndelay_on(fromapp) == -1) { *why = strerror(errno) ; ret = RELAY_ERROR ; goto end ; }
   tain_now_g() ;
   if (idlesecs) tain_addsec_g(&deadline, idlesecs) ; else deadline = tain_infinite ;

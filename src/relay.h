@@ -2,6 +2,7 @@
 #ifndef RELAY_H
 #define RELAY_H
 
+#include <stddef.h>
 #include <openssl/ssl.h>
 
 #define RELAY_BUFSIZE 65536
@@ -18,9 +19,11 @@
  *  - the application's EOF becomes a close_notify once its bytes are sent;
  *  - the peer's close_notify (or EOF) becomes EOF on the application's stdin;
  *  - an application that has closed its stdin gets no more bytes.
+ * first (firstlen bytes, or 0) goes to the peer before anything the
+ * application writes (the -B banner when the engine started the program).
  * idlesecs (0 = none) bounds the time without any byte moving either way.
  * Closes toapp and fromapp. On RELAY_ERROR, *why says what failed.
  */
-extern int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, unsigned int idlesecs, char const **why) ;
+extern int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, char const *first, size_t firstlen, unsigned int idlesecs, char const **why) ;
 
 #endif

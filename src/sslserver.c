@@ -296,6 +296,7 @@ int main (int argc, char const *const *argv)
   }
   ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
   if (!ctx) die_x(111, err) ;
+  tlsctx_warmup(ctx) ;
   if (verbosity >= 3) log_config(&o) ;
 
   lfd = listener_open(argv[0], argv[1], o.prefer4, o.prefer6, o.backlog, ip, port) ;
@@ -356,7 +357,7 @@ int main (int argc, char const *const *argv)
             SSL_CTX *fresh ;
             if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
             fresh = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
-            if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; log_status("reloaded TLS material") ; }
+            if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; tlsctx_warmup(ctx) ; log_status("reloaded TLS material") ; }
             else log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
           }
           if (sig == SIGCHLD)

@@ -62,6 +62,10 @@ extern SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config con
    [s, s + len) after the base bytes. Dies 111 on failure. */
 extern void tlsctx_sidctx (unsigned char *out, void const *base, size_t baselen, char const *s, size_t len) ;
 
+/* Runs throw-away handshakes against a server context in memory, so that
+   processes forked afterwards find OpenSSL's caches filled. */
+extern void tlsctx_warmup (SSL_CTX *) ;
+
 /* -3: reads the key passphrase from fd (up to NUL, newline or EOF) and
    closes fd. Dies 111 on failure. */
 extern char const *tlsctx_read_password (int fd) ;
