@@ -2,7 +2,7 @@
 # Installs what building and testing need, on Debian. Used by make check and
 # make demo. As root: apt-get installs whatever is missing. Otherwise: prints
 # the apt-get line to run and exits 111.
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks procps clang libclang-rt-14-dev valgrind testssl.sh"
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks procps clang libclang-rt-14-dev valgrind testssl.sh stunnel4"
 if ! command -v dpkg-query >/dev/null 2>&1 ; then
   echo "deps: not a Debian system; make sure these (or their equivalents) are installed: $packages" >&2
   exit 0
