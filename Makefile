@@ -15,11 +15,12 @@ LD := $(shell head -n 1 conf-ld)
 LIBS := -lssl -lcrypto -lskarnet
 
 PROGRAMS := sslserver sslhandoff sslrules sslclient
+SCRIPTS := sslcat sslconnect
 MODULES := log options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup policy peer connector tickets
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)
-BINS := $(PROGRAMS:%=$(BUILD)/%)
+BINS := $(PROGRAMS:%=$(BUILD)/%) $(SCRIPTS:%=$(BUILD)/%)
 
 .PHONY: all clean check check-asan demo deps install fuzz bench
 .DELETE_ON_ERROR:
@@ -29,7 +30,10 @@ all: $(BINS)
 $(BUILD)/%.o: src/%.c $(HEADERS) conf-cc | $(BUILD)
 	$(CC) $(EXTRA_CFLAGS) -c -o $@ $<
 
-$(BUILD)/%: $(BUILD)/%.o $(MODULE_OBJS) conf-ld
+$(SCRIPTS:%=$(BUILD)/%): $(BUILD)/%: src/%.sh | $(BUILD)
+	cp src/$*.sh $@ && chmod 755 $@
+
+$(PROGRAMS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/%.o $(MODULE_OBJS) conf-ld
 	$(LD) $(EXTRA_LDFLAGS) -o $@ $< $(MODULE_OBJS) $(LIBS)
 
 $(BUILD):
@@ -68,7 +72,7 @@ bench: all
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
-	for p in $(PROGRAMS) ; do install -m 755 $(BUILD)/$$p $(DESTDIR)$(BINDIR)/$$p ; done
+	for p in $(PROGRAMS) $(SCRIPTS) ; do install -m 755 $(BUILD)/$$p $(DESTDIR)$(BINDIR)/$$p ; done
 	for p in $(PROGRAMS) ; do install -m 644 man/$$p.1 $(DESTDIR)$(MANDIR)/man1/$$p.1 ; done
 
 clean:
