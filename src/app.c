@@ -7,7 +7,6 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
-#include <skalibs/stralloc.h>
 #include <skalibs/env.h>
 #include <skalibs/exec.h>
 #include <skalibs/posixplz.h>
@@ -28,20 +27,6 @@ int app_is_secret (char const *var)
   for (unsigned int i = 0 ; names[i] ; i++)
     if (len == strlen(names[i]) && !strncmp(var, names[i], len)) return 1 ;
   return 0 ;
-}
-
-ssize_t app_readall (int fd, stralloc *sa)
-{
-  size_t start = sa->len ;
-  for (;;)
-  {
-    ssize_t r ;
-    if (!stralloc_readyplus(sa, 4096)) return -1 ;
-    r = read(fd, sa->s + sa->len, 4096) ;
-    if (r == -1) { if (errno == EINTR) continue ; return -1 ; }
-    if (!r) return sa->len - start ;
-    sa->len += r ;
-  }
 }
 
 static void close_from (int fd)

@@ -24,11 +24,7 @@ extern size_t app_envsize (char const *const *envp, char const *const *modifs, s
 extern void app_environment (char const **v, size_t total, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs) ;
 extern pid_t app_spawn (char const *const *argv, char const *const *v, int in, int out) ;
 
-/* Reads everything from fd until EOF into a stralloc-owned buffer;
-   returns the length, or -1 on error. */
-struct stralloc_s ;
-extern ssize_t app_readall (int fd, struct stralloc_s *sa) ;
-
+/* 1 if var (NAME or NAME=value) is one of the secret-bearing variables. */
 extern int app_is_secret (char const *var) ;
 
 #endif

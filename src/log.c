@@ -14,14 +14,14 @@
 
 unsigned int verbosity = 1 ;
 
-static void log_write (char const *const *v, unsigned int n, char const *tail)
+static void log_write (char const *const *v, unsigned int n)
 {
   char buf[LOG_LINE_MAX] ;
   size_t len = 0 ;
   char const *prefix[2] = { PROG, ": " } ;
-  for (unsigned int i = 0 ; i < 2 + n + 1 ; i++)
+  for (unsigned int i = 0 ; i < 2 + n ; i++)
   {
-    char const *s = i < 2 ? prefix[i] : i < 2 + n ? v[i-2] : tail ;
+    char const *s = i < 2 ? prefix[i] : v[i-2] ;
     size_t l ;
     if (!s) continue ;
     l = strlen(s) ;
@@ -36,7 +36,7 @@ static void log_write (char const *const *v, unsigned int n, char const *tail)
 void log_linev (char const *const *v, unsigned int n)
 {
   int e = errno ;
-  log_write(v, n, 0) ;
+  log_write(v, n) ;
   errno = e ;
 }
 
@@ -51,9 +51,9 @@ void log_dielinev (int e, int withsys, char const *const *v, unsigned int n)
       for (unsigned int i = 0 ; i < n ; i++) w[i] = v[i] ;
       w[n] = ": " ;
       w[n+1] = err ;
-      log_write(w, n + 2, 0) ;
+      log_write(w, n + 2) ;
     }
-    else log_write(v, n, 0) ;
+    else log_write(v, n) ;
   }
   _exit(e) ;
 }

@@ -24,7 +24,6 @@ extern char const *log_sanitize (char *, char const *, unsigned int) ;
 
 #define log_line(...) log_linev(LOG_ARRAY(__VA_ARGS__), LOG_COUNT(__VA_ARGS__))
 #define log_status(...) do { if (verbosity >= 2) log_line(__VA_ARGS__) ; } while (0)
-#define log_debug(...) do { if (verbosity >= 3) log_line(__VA_ARGS__) ; } while (0)
 #define log_warn(...) do { if (verbosity >= 1) log_line("warning: ", __VA_ARGS__) ; } while (0)
 #define log_error(e, ...) do { if (verbosity >= 1) log_line("error: (" #e ") ", __VA_ARGS__) ; } while (0)
 
