@@ -111,6 +111,10 @@ class Pki:
             if san:
                 f.write("subjectAltName=%s\n" % ",".join(san))
         self._sign(name, key, crt, issuer, subj or "/C=DE/O=sslsuite tests/CN=%s" % name, ext)
+        return self.files(name, key, crt, chain)
+
+    def files(self, name, key, crt, chain=()):
+        """The leaf's files: 'pem' = leaf + chain, 'bundle' = that + key."""
         full = self.path(name + ".pem")
         with open(full, "w") as out:
             for p in [crt] + [c["crt"] for c in chain]:
@@ -496,14 +500,7 @@ def dated_leaf(pki, name, issuer, start, end, dns=("localhost",), kind="ec"):
     subprocess.run(["openssl", "ca", "-batch", "-notext", "-config", cnf, "-cert", issuer["crt"], "-keyfile", issuer["key"],
                     "-in", csr, "-out", crt, "-startdate", start, "-enddate", end, "-extfile", ext],
                    check=True, capture_output=True)
-    full = pki.path(name + ".pem")
-    shutil.copyfile(crt, full)
-    bundle = pki.path(name + ".bundle")
-    with open(bundle, "w") as out:
-        out.write(open(crt).read())
-        out.write(open(key).read())
-    os.chmod(bundle, 0o600)
-    return {"name": name, "key": key, "crt": crt, "pem": full, "bundle": bundle}
+    return pki.files(name, key, crt)
 
 
 class _Logged:
