@@ -22,7 +22,7 @@ HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)
 BINS := $(PROGRAMS:%=$(BUILD)/%) $(SCRIPTS:%=$(BUILD)/%)
 
-.PHONY: all clean check check-asan demo deps install fuzz bench
+.PHONY: all clean check check-asan soak demo deps install fuzz bench
 .DELETE_ON_ERROR:
 
 all: $(BINS)
@@ -44,6 +44,12 @@ deps:
 
 check: deps all
 	BUILD=$(abspath $(BUILD)) prove tests/
+
+# The long soak (hostile.t's connection count raised to SOAK_CONNECTIONS);
+# make check runs a smaller form of the same checks.
+SOAK_CONNECTIONS ?= 10000
+soak: deps all
+	BUILD=$(abspath $(BUILD)) SOAK_CONNECTIONS=$(SOAK_CONNECTIONS) prove tests/hostile.t
 
 check-asan: deps
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" EXTRA_LDFLAGS="-fsanitize=address,undefined" all

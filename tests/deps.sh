@@ -1,23 +1,80 @@
 #!/bin/sh
-# Installs what building and testing need, on Debian. Used by make check and
-# make demo. As root: apt-get installs whatever is missing. Otherwise: prints
-# the apt-get line to run and exits 111.
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks procps clang libclang-rt-14-dev valgrind testssl.sh stunnel4"
-if ! command -v dpkg-query >/dev/null 2>&1 ; then
+# Installs what building, the demo, the tests, make fuzz and the bench need,
+# on Debian 12, then checks that each capability they rely on is really
+# there: a package being installed is not enough (swaks without Net::SSLeay
+# is installed and cannot do TLS; a Recommends is not installed with
+# --no-install-recommends). Used by make check, check-asan, demo, fuzz.
+#
+# As root: apt-get installs whatever is missing. Otherwise: prints the
+# apt-get line to run and exits 111. A capability still missing after that:
+# one line per capability, saying what and why, and exit 111.
+
+# Package: what needs it.
+#   build-essential libssl-dev skalibs-dev: the build (gcc, make, headers)
+#   openssl: certificates made at run time, s_client/s_server as peers
+#   python3: the test scripts (ssl, smtplib, ... from the standard library)
+#   perl: prove, the test runner
+#   gnutls-bin: gnutls-cli/gnutls-serv as peers
+#   ucspi-tcp: tcpserver, tcprules, tcprulescheck (compatibility peers)
+#   tinycdb: the cdb tool, to read rules cdbs byte for byte
+#   swaks libnet-ssleay-perl: an SMTP client; TLS needs Net::SSLeay, which
+#     swaks only recommends
+#   man-db: tests/manpages.t renders the man pages with man -l
+#   iproute2: ss, to look at listening sockets
+#   procps util-linux: ps/kill, setpriv and unshare
+#   clang libclang-rt-14-dev: make fuzz (libFuzzer)
+#   valgrind testssl.sh: tests/valgrind.sh, tests/testssl.sh
+#   stunnel4: a peer for the bench
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4"
+
+if command -v dpkg-query >/dev/null 2>&1 ; then
+  missing=
+  for p in $packages ; do
+    dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+  done
+  if [ -n "$missing" ] ; then
+    if [ "$(id -u)" != 0 ] ; then
+      echo "deps: missing packages; as root, run:" >&2
+      echo "  apt-get install -y$missing" >&2
+      exit 111
+    fi
+    echo "deps: installing:$missing" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2 || { echo "deps: apt-get update failed" >&2 ; exit 111 ; }
+    apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=600 $missing >&2 || { echo "deps: apt-get install failed" >&2 ; exit 111 ; }
+  fi
+else
   echo "deps: not a Debian system; make sure these (or their equivalents) are installed: $packages" >&2
-  exit 0
 fi
-missing=
-for p in $packages ; do
-  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+
+# Capabilities, each checked the way the tests use it.
+bad=0
+lack () { echo "deps: missing: $1" >&2 ; bad=1 ; }
+
+for c in cc make openssl perl prove gnutls-cli gnutls-serv tcpserver tcprules tcprulescheck cdb swaks man ss \
+         ps setpriv unshare clang valgrind testssl stunnel4 ; do
+  command -v "$c" >/dev/null 2>&1 || lack "the command $c (used by the build, the tests, make fuzz or the bench)"
 done
-[ -z "$missing" ] && exit 0
-if [ "$(id -u)" != 0 ] ; then
-  echo "deps: missing packages; as root, run:" >&2
-  echo "  apt-get install -y$missing" >&2
-  exit 111
+[ -x /usr/bin/python3 ] || lack "/usr/bin/python3 (every test is a Python script run by prove)"
+for h in openssl/ssl.h:libssl-dev skalibs/skalibs.h:skalibs-dev ; do
+  printf '#include <%s>\n' "${h%%:*}" | cc -E -x c - >/dev/null 2>&1 ||
+    lack "the header ${h%%:*} (${h#*:}): the build"
+done
+if command -v swaks >/dev/null 2>&1 ; then
+  swaks --support 2>&1 | grep -q '^=== TLS supported' ||
+    lack "TLS in swaks (it needs Net::SSLeay, libnet-ssleay-perl): tests/starttls.t uses swaks --tls"
 fi
-echo "deps: installing:$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >&2 || exit 111
-apt-get install -y -q --no-install-recommends $missing >&2 || exit 111
+if [ -x /usr/bin/python3 ] ; then
+  err=$(/usr/bin/python3 -c '
+import ssl, smtplib, selectors, termios, ctypes, statistics, resource, json
+if not ssl.HAS_TLSv1_3: raise SystemExit("ssl without TLS 1.3")
+' 2>&1) || lack "Python modules the tests import: $err"
+fi
+if command -v man >/dev/null 2>&1 ; then
+  printf '.TH T 1\n.SH NAME\nt \\- t\n' > "${TMPDIR:-/tmp}/deps-man.$$.1"
+  out=$(MANWIDTH=80 man -l "${TMPDIR:-/tmp}/deps-man.$$.1" 2>&1)
+  rm -f "${TMPDIR:-/tmp}/deps-man.$$.1"
+  case $out in *NAME*) ;; *) lack "man -l cannot render a page (groff-base): tests/manpages.t: $out" ;; esac
+fi
+[ $bad = 0 ] || exit 111
+exit 0

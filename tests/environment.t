@@ -35,10 +35,10 @@ def session(srv, ctx, sni="localhost", host="127.0.0.1", family=None):
     """One TLS session with report.py: returns (report, client view)."""
     if family == socket.AF_INET6:
         raw = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        raw.settimeout(10)
+        raw.settimeout(suite.patience(10))
         raw.connect((host, srv.port))
     else:
-        raw = socket.create_connection((host, srv.port), timeout=10)
+        raw = socket.create_connection((host, srv.port), timeout=suite.patience(10))
     with ctx.wrap_socket(raw, server_hostname=sni) as s:
         view = {"sockname": s.getsockname()[:2], "peername": s.getpeername()[:2],
                 "cipher": s.cipher(), "version": s.version()}
@@ -268,7 +268,7 @@ else:
 banner = "220 mail.example.org ESMTP ready\r\n"
 srv = suite.Server(["-B", banner, "-T", "1"], env=ENV)
 with suite.tls_connect(srv.port, ctx) as s:
-    s.settimeout(10)
+    s.settimeout(suite.patience(10))
     got = b""
     while len(got) < len(banner):
         c = s.recv(len(banner) - len(got))
@@ -281,7 +281,7 @@ with suite.tls_connect(srv.port, ctx) as s:
     s.sendall(b"quit\n")
     suite.read_all(s)
 # A client that never starts TLS gets nothing in clear, not even the banner.
-with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
     data = suite.read_all(raw)
     is_(data, b"", "-B: no banner in clear text before the handshake (cut by -T 1)")
 srv.stop()

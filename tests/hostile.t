@@ -3,10 +3,10 @@
 # research 2.3-2.5, 2.9-2.12): a flood of silent connections is cut by -T
 # while a real client is served; resets mid-handshake, garbage and a 1 MB
 # line; a program that crashes, exits early or closes its stdout early; a
-# peer that vanishes mid-transfer; 10,000 connections with no growth in the
-# main process's descriptors or memory and no zombie; SIGHUP storms under
-# load, then SIGTERM; renegotiation refused, compression off, TLS 1.0/1.1
-# only when configured.
+# peer that vanishes mid-transfer; 1,000 connections (10,000 in make soak)
+# with no growth in the main process's descriptors or memory and no zombie;
+# SIGHUP storms under load, then SIGTERM; renegotiation refused,
+# compression off, TLS 1.0/1.1 only when configured.
 import hashlib
 import json
 import os
@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 from tap import ok, is_, like, unlike, diag  # noqa: E402
 import suite  # noqa: E402
 
-LOAD = os.path.join(suite.TESTS, "bin", "tls-load.py")
+LOAD = os.path.join(suite.BIN, "tls-load.py")
 
 # The flood needs more than 1000 descriptors here; the servers get their
 # own limits (and no core files) through preexec_fn, checked below.
@@ -67,14 +67,14 @@ def end_status(srv, pid, timeout=10):
 def strict(port, timeout=10):
     """A verified TLS client on which an EOF without close_notify is an
     error (SSLEOFError), so a clean close and a cut one can be told apart."""
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=suite.patience(timeout))
     return ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
 
 
 def ending(s, timeout=10):
     """Reads to the end of a session: (bytes, how) where how is 'close_notify',
     'eof' (TCP FIN without close_notify), 'reset', 'timeout' or an error."""
-    s.settimeout(timeout)
+    s.settimeout(suite.patience(timeout))
     data = b""
     try:
         while True:
@@ -159,9 +159,12 @@ def no_children(srv, timeout=10):
 
 
 # ======================================================================
-# 1. A flood of silent connections against -c 1000 -T 2.
+# 1. A flood of silent connections against -c 1000 -T T. T is 2 seconds on
+# a machine that creates processes in about 1 ms, more on a slower one (up
+# to 10): the real clients in the middle of the flood must finish their
+# handshakes within it while 1000 engines are being forked.
 N = 1000
-T = 2
+T = min(10, max(2, int(round(suite.patience(1)))))
 srv = server(["-c", str(N), "-T", str(T), "-b", "1024"], [suite.PYTHON, suite.REPORT])
 ok(srv.port, "flood: sslserver -c %d -T %d started" % (N, T))
 lim = suite.rlimit_of(srv.proc.pid)
@@ -181,7 +184,7 @@ def real_client(key):
 
 t_real = None
 for i in range(N):
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10))
     s.setblocking(False)
     silent.append({"sock": s, "at": time.monotonic(), "closed": None, "how": None})
     if i == N // 2:
@@ -197,8 +200,13 @@ sel = selectors.DefaultSelector()
 for c in silent:
     sel.register(c["sock"], selectors.EVENT_READ, c)
 left = N
-deadline = time.monotonic() + 60
+# How long the server takes to accept the flood (fork an engine for each) is
+# measured, not assumed: a silent connection accepted late is closed late.
+accepted_all = None
+deadline = time.monotonic() + suite.patience(60)
 while left and time.monotonic() < deadline:
+    if accepted_all is None and count(srv, r"^sslserver: pid \d+ from ") >= N:
+        accepted_all = time.monotonic()
     for key, _ in sel.select(timeout=1):
         c = key.data
         try:
@@ -213,14 +221,18 @@ while left and time.monotonic() < deadline:
         c["sock"].close()
         left -= 1
 sel.close()
-t_real.join(30)
-t_late.join(30)
+t_real.join(suite.patience(30))
+t_late.join(suite.patience(30))
 cut = [c for c in silent if c["closed"] is not None]
 is_(len(cut), N, "flood: all %d silent connections were closed by the server within the bound" % N)
 is_(sorted(set(c["how"] for c in cut)), ["fin"], "flood: each was closed with a FIN and no byte sent")
 lives = [c["closed"] - c["at"] for c in cut] or [0]
 ok(min(lives) >= T - 0.1, "flood: none closed before the -T %d handshake timeout (shortest %.2fs)" % (T, min(lives)))
-ok(max(lives) < T + 15, "flood: each closed within -T plus a bounded delay (longest %.2fs)" % max(lives))
+accept_span = (accepted_all or time.monotonic()) - silent[0]["at"]
+limit, how = suite.bound(5)
+ok(max(lives) < accept_span + T + limit,
+   "flood: each closed within the time to accept the flood (measured %.1fs) + -T %d + a margin (%s): longest %.2fs"
+   % (accept_span, T, how, max(lives)))
 m = real.get("middle", {})
 ok(m.get("ok"), "flood: a real TLS client in the middle of the flood was served (report, echo, clean end)", m)
 ok(m.get("ok") and sum(1 for c in silent if c["closed"] is None or c["closed"] > m["done"]) > 0,
@@ -240,11 +252,13 @@ srv.stop()
 
 # ======================================================================
 # 2. Broken handshakes: resets mid-handshake, clients that give up, garbage.
-# -T 20, so an end that comes within seconds was caused by the client, not
-# by the timeout. Each client waits for the server's "ok PID" line before
-# misbehaving, so the engine is in its handshake when it happens.
+# -T is twice the bound for "at once", so an end within that bound was
+# caused by the client, not by the timeout. Each client waits for the
+# server's "ok PID" line before misbehaving, so the engine is in its
+# handshake when it happens.
 marker = os.path.join(WORK, "started")
-srv = server(["-T", "20"], ["sh", "-c", "echo run >> %s; echo started" % marker])
+AT_ONCE, AT_ONCE_HOW = suite.bound(10)
+srv = server(["-T", str(int(2 * AT_ONCE))], ["sh", "-c", "echo run >> %s; echo started" % marker])
 hello = client_hello()
 ok(len(hello) > 100 and hello[0] == 0x16, "a real ClientHello to cut short (%d bytes)" % len(hello))
 
@@ -254,7 +268,7 @@ def misbehave(action):
     "ok" line, runs action(sock); returns (pid, end status, error reason, seconds)."""
     n = count(srv, r"^sslserver: ok ")
     t0 = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10))
     suite.wait_until(lambda: count(srv, r"^sslserver: ok ") > n, 10)
     p = pids(srv)[-1]
     action(s)
@@ -288,7 +302,7 @@ for action, name, reason in ((partial_rst, "half a ClientHello, then RST", r"^Co
                              (partial_fin, "half a ClientHello, then a plain close (FIN)", r"(?i)closed"),
                              (silent_fin, "nothing, then a plain close (FIN), like a TCP health check", r"(?i)closed")):
     p, st, why, took = misbehave(action)
-    ok(st is not None and took < 10, "%s: the connection ends at once (%.2fs), not at -T" % (name, took))
+    ok(st is not None and took < AT_ONCE, "%s: the connection ends at once (%.2fs; %s), not at -T" % (name, took, AT_ONCE_HOW))
     is_(st, 111 << 8, "%s: the connection process exits 111" % name)
     like(why, reason, "%s: the error line gives the cause" % name)
 
@@ -311,7 +325,7 @@ for name, g in garbage:
             s.sendall(g)
         except OSError:
             pass
-        s.settimeout(15)
+        s.settimeout(suite.patience(15))
         data = b""
         try:
             while True:
@@ -327,8 +341,9 @@ for name, g in garbage:
         got["data"] = data
         s.close()
     p, st, why, took = misbehave(send_garbage)
-    ok(got.get("how") in ("fin", "reset") and took < 10 and b"started" not in got.get("data", b""),
-       "garbage (%s): the connection is closed promptly (%s, %.2fs), the program never speaks" % (name, got.get("how"), took))
+    ok(got.get("how") in ("fin", "reset") and took < AT_ONCE and b"started" not in got.get("data", b""),
+       "garbage (%s): the connection is closed promptly (%s, %.2fs; %s), the program never speaks"
+       % (name, got.get("how"), took, AT_ONCE_HOW))
     ok(st == 111 << 8 and why and "no error reported" not in why, "garbage (%s): exit 111, logged: %s" % (name, why))
 
 ok(not os.path.exists(marker), "broken handshakes: the program never ran")
@@ -344,7 +359,7 @@ srv = server(["-c", "1", "-T", "20"], [suite.PYTHON, suite.REPORT])
 holder = suite.tls_connect(srv.port, ctx)
 ok(suite.report_of(holder) is not None, "reset in the backlog: the only slot (-c 1) is taken")
 for i in range(3):
-    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10))
     s.sendall(hello[:100])
     reset(s)
 holder.sendall(b"quit\n")
@@ -375,7 +390,7 @@ for app, name in ((["cat"], "cat"), (["head", "-n", "1"], "head -n 1")):
     w = threading.Thread(target=writer, daemon=True)
     w.start()
     data = b""
-    s.settimeout(20)
+    s.settimeout(suite.patience(20))
     try:
         while len(data) < len(line):
             c = s.recv(65536)
@@ -384,7 +399,7 @@ for app, name in ((["cat"], "cat"), (["head", "-n", "1"], "head -n 1")):
             data += c
     except (OSError, ssl.SSLError) as e:
         got["recv_error"] = str(e)
-    w.join(20)
+    w.join(suite.patience(20))
     is_(len(data), len(line), "1 MB line via %s: every byte came back" % name)
     ok(hashlib.sha256(data).digest() == hashlib.sha256(line).digest(), "1 MB line via %s: intact (same SHA-256)" % name)
     if name == "cat":
@@ -437,10 +452,16 @@ def flood_writer(sock, state):
 w = threading.Thread(target=flood_writer, args=(s, state), daemon=True)
 w.start()
 rest, how = ending(s, 20)
-w.join(20)
+w.join(suite.patience(20))
 ok(not w.is_alive(), "early exit: the sending client is not left hanging (%s)" % (state.get("error") or "all sent"))
 is_(rest, b"bye\n", "early exit: the program's last words reach the client")
-ok(how in ("close_notify", "reset"), "early exit: then the session ends (%s)" % how)
+# The program's exit leaves the client's bytes unread, so the engine's close
+# may reach the client as a RST. A socket reports a RST once: if the writer
+# thread's send took it, the reader then sees a plain EOF, which is the same
+# end seen from the other thread.
+reset_seen = "Reset" in state.get("error", "") or "Broken pipe" in state.get("error", "")
+ok(how in ("close_notify", "reset") or how == "eof" and reset_seen,
+   "early exit: then the session ends (%s; the writer: %s)" % (how, state.get("error") or "all sent"))
 s.close()
 p = pids(srv)
 is_(end_status(srv, p[0]) if p else None, 3 << 8, "early exit: end line shows the program's exit code 3")
@@ -513,7 +534,8 @@ for direction, app in (("server sending", "echo $$; exec yes"),
         ok(told is True, "vanish (%s): the program was still waiting when the peer vanished, and now closes its stdout" % direction, told)
     t0 = time.monotonic()
     st = end_status(srv, p, 15)
-    ok(st is not None and time.monotonic() - t0 < 10, "vanish (%s): the connection ends, no hang (%.2fs)" % (direction, time.monotonic() - t0))
+    took, (limit, how) = time.monotonic() - t0, suite.bound(10)
+    ok(st is not None and took < limit, "vanish (%s): the connection ends, no hang (%.2fs; %s)" % (direction, took, how))
     m = re.search(r"^sslserver: error: \(111\) unable to speak TLS with: 127\.0\.0\.1 for pid: %d: (.*)$" % p, srv.log(), re.M)
     ok(m, "vanish (%s): the engine logs an error line" % direction, srv.log())
     like(m.group(1) if m else None, r"^(Connection reset by peer|Broken pipe)$", "vanish (%s): it names the reset" % direction)
@@ -524,25 +546,35 @@ for direction, app in (("server sending", "echo $$; exec yes"),
     srv.stop()
 
 # ======================================================================
-# 6. 10,000 connections: no growth in the main process's descriptors or
-# memory, no zombie. 4 client processes in parallel, each connection a full
-# handshake with the program `true`: about 20 s on an idle 2-core machine
-# (up to 45 s when other work shares it), so the full 10,000 are kept.
-TOTAL, PROCS, WARM = 10000, 4, 200
+# 6. Many connections (SOAK_CONNECTIONS, 1000 in make check, 10,000 in make
+# soak): no growth in the main process's descriptors or memory, no zombie.
+# 4 client processes in parallel, each connection a full handshake with the
+# program `true`. How long that takes depends on the machine (on a 2-core
+# machine creating a process in 3 ms, about 1.3 s per 100 connections), so
+# the bound is derived from the rate the warm-up connections measured.
+TOTAL, PROCS, WARM = int(os.environ.get("SOAK_CONNECTIONS") or 1000), 4, 200
 srv = server([], ["true"])
 main = srv.proc.pid
 
 
-def load(n):
+def load(n, limit):
+    """n connections from PROCS client processes; each must report within
+    limit seconds. Returns their results."""
     ps = [subprocess.Popen([suite.PYTHON, LOAD, str(srv.port), str(n // PROCS if PROCS > 1 else n)],
                            stdout=subprocess.PIPE) for _ in range(PROCS if n >= PROCS else 1)]
     res = []
+    deadline = time.monotonic() + limit
     for p in ps:
-        out, _ = p.communicate(timeout=120)
+        try:
+            out, _ = p.communicate(timeout=max(1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            out = b""
         try:
             res.append(json.loads(out))
         except ValueError:
-            res.append({"ok": 0, "errors": {"no result": 1}})
+            res.append({"ok": 0, "errors": {"no result within %.0fs" % limit: 1}})
     return res
 
 
@@ -550,25 +582,30 @@ def settled(n):
     return suite.wait_until(lambda: count(srv, r"^sslserver: end \d+ status ") >= n and not suite.children_of(main), 20)
 
 
-r = load(WARM)
-ok(sum(x["ok"] for x in r) == WARM and settled(WARM), "10k: %d warm-up connections" % WARM, r)
-fd0, rss0 = suite.fd_count(main), suite.vm_rss_kb(main)
 t0 = time.monotonic()
-r = load(TOTAL)
+r = load(WARM, suite.patience(120))
+warm_rate = WARM / max(0.001, time.monotonic() - t0)
+ok(sum(x["ok"] for x in r) == WARM and settled(WARM), "soak: %d warm-up connections (%.0f/s)" % (WARM, warm_rate), r)
+fd0, rss0 = suite.fd_count(main), suite.vm_rss_kb(main)
+# A hang detector, not a speed test: ten times what the warm-up rate predicts.
+limit = 60 + 10 * TOTAL / warm_rate
+t0 = time.monotonic()
+r = load(TOTAL, limit)
 elapsed = time.monotonic() - t0
 good = sum(x["ok"] for x in r)
 errors = {}
 for x in r:
     for k, v in x["errors"].items():
         errors[k] = errors.get(k, 0) + v
-is_(good, TOTAL, "10k: all %d connections completed a handshake and a clean close (%.1fs)" % (TOTAL, elapsed))
-ok(not errors, "10k: no client error", errors)
-ok(settled(WARM + TOTAL), "10k: every connection logged its end and was reaped")
-is_(count(srv, r"^sslserver: end \d+ status 0$"), WARM + TOTAL, "10k: every end line says status 0")
-ok(not suite.zombies_of(main) and not suite.children_of(main), "10k: no zombie, no child left")
+is_(good, TOTAL, "soak: all %d connections completed a handshake and a clean close (%.1fs; bound %.0fs = 60s + 10 x"
+    " what the warm-up's %.0f connections/s predict)" % (TOTAL, elapsed, limit, warm_rate))
+ok(not errors, "soak: no client error", errors)
+ok(settled(WARM + TOTAL), "soak: every connection logged its end and was reaped")
+is_(count(srv, r"^sslserver: end \d+ status 0$"), WARM + TOTAL, "soak: every end line says status 0")
+ok(not suite.zombies_of(main) and not suite.children_of(main), "soak: no zombie, no child left")
 fd1, rss1 = suite.fd_count(main), suite.vm_rss_kb(main)
-is_(fd1, fd0, "10k: the main process's open descriptors did not grow (%r -> %r)" % (fd0, fd1))
-ok(rss0 and rss1 and rss1 - rss0 <= 256, "10k: the main process's VmRSS did not grow beyond 256 kB (%r -> %r kB)" % (rss0, rss1))
+is_(fd1, fd0, "soak: the main process's open descriptors did not grow (%r -> %r)" % (fd0, fd1))
+ok(rss0 and rss1 and rss1 - rss0 <= 256, "soak: the main process's VmRSS did not grow beyond 256 kB (%r -> %r kB)" % (rss0, rss1))
 srv.stop()
 
 # ======================================================================
@@ -634,15 +671,16 @@ srv.signal(signal.SIGTERM)
 rc = srv.wait(5)
 took = time.monotonic() - t0
 is_(rc, 0, "SIGTERM under load: sslserver exits 0")
-ok(took < 3, "SIGTERM under load: promptly (%.2fs)" % took)
+limit, how = suite.bound(3)
+ok(took < limit, "SIGTERM under load: promptly (%.2fs; %s)" % (took, how))
 stop.set()
 for t in workers:
-    t.join(30)
+    t.join(suite.patience(30))
 ok(not any(t.is_alive() for t in workers), "SIGTERM under load: every client finished")
 is_(tally["failed"], [], "SIGTERM under load: every session already begun completed normally (%d refused afterwards)" % tally["refused"])
 refused = False
 try:
-    socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(5)).close()
 except ConnectionRefusedError:
     refused = True
 ok(refused, "SIGTERM under load: the port is closed")
@@ -719,9 +757,9 @@ def tls12_hello(compression):
 
 def server_compression(port, compression):
     """The compression method in the ServerHello, or the alert."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=suite.patience(10)) as s:
         s.sendall(tls12_hello(compression))
-        s.settimeout(10)
+        s.settimeout(suite.patience(10))
         buf = b""
         try:
             while len(buf) < 5 or len(buf) < 5 + struct.unpack("!H", buf[3:5])[0]:

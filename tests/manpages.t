@@ -20,7 +20,7 @@ MAN = os.path.join(suite.TOP, "man")
 
 def render(prog):
     env = dict(os.environ, MANWIDTH="1000")
-    r = subprocess.run(["man", "-l", os.path.join(MAN, prog + ".1")], capture_output=True, env=env, timeout=30)
+    r = subprocess.run(["man", "-l", os.path.join(MAN, prog + ".1")], capture_output=True, env=env, timeout=suite.patience(30))
     return r.stdout.decode("utf-8", "replace")
 
 
@@ -40,7 +40,7 @@ def letters(synopsis):
 
 
 def usage_of(prog):
-    r = subprocess.run([suite.prog(prog), "-%"], capture_output=True, timeout=10)
+    r = subprocess.run([suite.prog(prog), "-%"], capture_output=True, timeout=suite.patience(10))
     return r.returncode, r.stderr.decode()
 
 
@@ -79,7 +79,7 @@ def accepted(prog, opt):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         cmd += ["127.0.0.1", str(port), "true"]   # nothing listens: exit 110
-    r = subprocess.run(cmd, capture_output=True, timeout=20, env=env, stdin=subprocess.DEVNULL,
+    r = subprocess.run(cmd, capture_output=True, timeout=suite.patience(20), env=env, stdin=subprocess.DEVNULL,
                        input=None, pass_fds=())
     err = r.stderr.decode()
     return r.returncode != 100 and "usage:" not in err, "%s -> %d %s" % (" ".join(cmd), r.returncode, err.strip())
@@ -130,7 +130,7 @@ for letter, line in (("c", "limit"), ("b", "backlog"), ("t", "lookup timeout"), 
     ok(d is not None, "sslserver.1 states a default for -%s" % letter)
     like(log, r"config: %s %s\b" % (line, d), "sslserver -%s default %s is the code's" % (letter, d))
 d = stated_default("b")
-ss = subprocess.run(["ss", "-ltnH", "sport = :%d" % srv.port], capture_output=True, timeout=10).stdout.decode()
+ss = subprocess.run(["ss", "-ltnH", "sport = :%d" % srv.port], capture_output=True, timeout=suite.patience(10)).stdout.decode()
 fields = ss.split()
 is_(fields[2] if len(fields) > 2 else None, d, "the listening socket's backlog (ss Send-Q) is the stated -b default")
 ok(srv.wait_log(r"status: 0/%s$" % stated_default("c")), "the status line shows the stated -c default")

@@ -29,8 +29,8 @@ NS = suite.private_namespaces(HOSTS)
 if NS:
     diag("no private namespaces (%s): gnutls-serv and wildcard cases are skipped" % NS)
 
-APP = os.path.join(suite.TESTS, "bin", "sslclient-app.py")
-SMTPCLIENT = os.path.join(suite.TESTS, "bin", "starttls-client.py")
+APP = os.path.join(suite.BIN, "sslclient-app.py")
+SMTPCLIENT = os.path.join(suite.BIN, "starttls-client.py")
 SMTPD = [suite.PYTHON, os.path.join(suite.TOP, "examples", "starttls-smtpd")]
 WORK = suite.tmpdir()
 

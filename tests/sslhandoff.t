@@ -21,7 +21,7 @@ ca = pki.ca("ca")
 leaf = pki.leaf("server", ca, dns=("localhost",), ips=("127.0.0.1",))
 ENV = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
 SMTPD = [suite.PYTHON, os.path.join(suite.TOP, "examples", "starttls-smtpd")]
-APP = os.path.join(suite.TESTS, "bin", "ucspitls-app.py")
+APP = os.path.join(suite.BIN, "ucspitls-app.py")
 HANDOFF = suite.prog("sslhandoff")
 ctx = suite.client_context(ca["crt"])
 
@@ -189,7 +189,7 @@ def t03():
     d = suite.tmpdir()
     path = os.path.join(d, "report.json")
     srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path, "Y", "nul"])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         mine = list(raw.getsockname()[:2])
         is_(line(raw), "220 ucspitls-app ready\r\n", "ucspitls-app: greeting in clear")
         raw.sendall(b"STARTTLS\r\n")
@@ -232,7 +232,7 @@ scenario("The UCSPI-TLS descriptors and the block, with sslhandoff's fds 0/1", t
 def t04():
     global srv, path
     srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path + ".x", "x", "eof"])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         line(raw)
         raw.sendall(b"STARTTLS\r\n")
         line(raw)
@@ -249,7 +249,7 @@ scenario('A bad command byte under sslhandoff: exit 100', t04)
 def t05():
     global srv, path
     srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT], env={})
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(suite.read_all(raw), b"", "no CERTFILE: connection closed with nothing sent")
     pid = last_pid(srv)
     is_(end_status(srv, pid), 28416, "no CERTFILE: tcpserver end status 28416 (exit 111)")

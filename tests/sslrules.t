@@ -29,7 +29,7 @@ def compile_(prog, text, cdb, tmp, timeout=10, **kw):
     """Runs prog cdb tmp < text; returns (exit code or None on timeout, stderr)."""
     args = [prog, cdb, tmp] if isinstance(prog, str) else list(prog) + [cdb, tmp]
     try:
-        r = subprocess.run(args, input=text, capture_output=True, timeout=timeout, **kw)
+        r = subprocess.run(args, input=text, capture_output=True, timeout=suite.patience(timeout), **kw)
     except subprocess.TimeoutExpired:
         return None, "timed out"
     return r.returncode, r.stderr.decode("utf-8", "replace")
@@ -37,7 +37,7 @@ def compile_(prog, text, cdb, tmp, timeout=10, **kw):
 
 def dump(cdb):
     """The records of a cdb as (key, data) pairs, in file order, from tinycdb's cdb -d."""
-    r = subprocess.run(["cdb", "-d", cdb], capture_output=True, timeout=10)
+    r = subprocess.run(["cdb", "-d", cdb], capture_output=True, timeout=suite.patience(10))
     if r.returncode:
         return None
     out, i, recs = r.stdout, 0, []
@@ -55,7 +55,7 @@ def dump(cdb):
 
 
 def raw_dump(cdb):
-    r = subprocess.run(["cdb", "-d", cdb], capture_output=True, timeout=10)
+    r = subprocess.run(["cdb", "-d", cdb], capture_output=True, timeout=suite.patience(10))
     return r.stdout if r.returncode == 0 else None
 
 
@@ -348,7 +348,7 @@ rc, err = compile_(nobody, b"5.6.7.8:deny\n", rocdb, os.path.join(wr, "rules.tmp
 is_(rc, 111, "cdb in an unwritable directory (rename refused): exit 111")
 ok(identity(rocdb) == ro_before, "rename refused: old cdb untouched")
 dirfd = os.open(D, os.O_RDONLY)
-r = subprocess.run([SSLRULES, cdb, tmp], stdin=dirfd, capture_output=True, timeout=10)
+r = subprocess.run([SSLRULES, cdb, tmp], stdin=dirfd, capture_output=True, timeout=suite.patience(10))
 os.close(dirfd)
 is_(r.returncode, 111, "stdin is a directory: exit 111")
 ok(identity(cdb) == before and not os.path.exists(tmp), "stdin is a directory: old cdb untouched, no tmp file")
@@ -356,7 +356,7 @@ ok(identity(cdb) == before and not os.path.exists(tmp), "stdin is a directory: o
 # ---------------------------------------------------------------- usage
 
 for args in ([], [cdb], [cdb, tmp, "extra"], ["-c"], ["-c", cdb], ["-c", cdb, "1.2.3.4", "h", "i", "extra"]):
-    r = subprocess.run([SSLRULES] + args, input=b"1.2.3.4:allow\n", capture_output=True, timeout=10)
+    r = subprocess.run([SSLRULES] + args, input=b"1.2.3.4:allow\n", capture_output=True, timeout=suite.patience(10))
     is_(r.returncode, 100, "usage %r: exit 100" % (args,))
     like(r.stderr.decode(), r"^sslrules: usage: ", "usage %r: a usage line" % (args,))
 ok(identity(cdb) == before, "usage errors never touch a cdb")
@@ -390,7 +390,7 @@ joe@127.0.0.:deny
 dl = path("lookup")
 os.mkdir(dl)
 lcdb = os.path.join(dl, "rules.cdb")
-subprocess.run(["tcprules", lcdb, lcdb + ".tmp"], input=LOOKUP, check=True, timeout=10)
+subprocess.run(["tcprules", lcdb, lcdb + ".tmp"], input=LOOKUP, check=True, timeout=suite.patience(10))
 nodef = os.path.join(dl, "nodefault.cdb")
 subprocess.run(["tcprules", nodef, nodef + ".tmp"], input=LOOKUP.replace(b':allow,WHICH="default"\n', b""),
                check=True, timeout=10)
@@ -418,12 +418,12 @@ for f, ip, host, info in CASES:
         args.append(host or "")
     if info is not None:
         args.append(info)
-    t = subprocess.run(["tcprulescheck", f], env=env, capture_output=True, timeout=10)
-    s = subprocess.run(args, capture_output=True, timeout=10)
+    t = subprocess.run(["tcprulescheck", f], env=env, capture_output=True, timeout=suite.patience(10))
+    s = subprocess.run(args, capture_output=True, timeout=suite.patience(10))
     name = "-c %s host=%s info=%s%s" % (ip, host, info, " (no default rule)" if f == nodef else "")
     ok(s.returncode == t.returncode and s.stdout == t.stdout, "%s: same lines as tcprulescheck" % name,
        "tcprulescheck (%d):\n%s\nsslrules -c (%d):\n%s" % (t.returncode, t.stdout.decode(), s.returncode, s.stdout.decode()))
-r = subprocess.run([SSLRULES, "-c", path("missing.cdb"), "1.2.3.4"], capture_output=True, timeout=10)
+r = subprocess.run([SSLRULES, "-c", path("missing.cdb"), "1.2.3.4"], capture_output=True, timeout=suite.patience(10))
 is_(r.returncode, 111, "-c on a missing cdb: exit 111, as tcprulescheck")
 like(r.stderr.decode(), r"^sslrules: .*unable to read .*missing\.cdb", "-c on a missing cdb: the file is named")
 # IPv6 and CIDR lookups (no oracle: the documented keys).
@@ -435,7 +435,7 @@ for ip, want in (("::1", "rule ::1:\nallow connection\n"),
                  ("10.9.8.7", "rule _0000e0g0:\ndeny connection\n"),
                  ("192.168.1.77", "rule _%s:\nallow connection\n" % expect6[-1][0][1:].decode()),
                  ("2001:db9::1", "default:\nallow connection\n")):
-    r = subprocess.run([SSLRULES, "-c", v6cdb, ip], capture_output=True, timeout=10)
+    r = subprocess.run([SSLRULES, "-c", v6cdb, ip], capture_output=True, timeout=suite.patience(10))
     if ip == "2001:db8::1":
         want = "rule 2001:db8::1:\ndeny connection\n"   # tcprulescheck stops at the deny
     is_(r.stdout.decode(), want, "-c %s on the IPv6/CIDR cdb" % ip)

@@ -26,7 +26,7 @@ leaf = pki.leaf("server", ca, dns=("localhost",), ips=("127.0.0.1",))
 other = pki.ca("other-ca")
 ENV = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
 SMTPD = [suite.PYTHON, os.path.join(suite.TOP, "examples", "starttls-smtpd")]
-APP = os.path.join(suite.TESTS, "bin", "ucspitls-app.py")
+APP = os.path.join(suite.BIN, "ucspitls-app.py")
 ctx = suite.client_context(ca["crt"])
 
 
@@ -152,6 +152,7 @@ def t01():
     r = suite.run(["swaks", "--server", "127.0.0.1", "--port", str(srv.port), "--tls", "--tls-verify",
                    "--tls-ca-path", ca["crt"], "--to", "a@example.org", "--from", "b@example.org"], timeout=20)
     sw = r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8", "replace")
+    served = r.returncode == 0 and "=== TLS started" in sw
     is_(r.returncode, 0, "swaks --tls --tls-verify: exit 0")
     like(sw, r"^=== TLS started with cipher TLSv1\.3:", "swaks: reports TLS started")
     like(sw, r"^ ~> MAIL FROM:<b@example\.org>", "swaks: the transaction ran inside TLS")
@@ -159,7 +160,11 @@ def t01():
     r = suite.run(["swaks", "--server", "127.0.0.1", "--port", str(srv.port), "--tls", "--tls-verify",
                    "--tls-ca-path", other["crt"], "--to", "a@example.org", "--from", "b@example.org"], timeout=20)
     sw = r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8", "replace")
-    ok(r.returncode != 0 and "MAIL FROM" not in sw, "swaks with an unrelated CA: refused (verification is real)", sw)
+    # A refusal counts only where the same command with the right CA was
+    # served, and only for the right reason (swaks without Net::SSLeay
+    # "refuses" every TLS session).
+    ok(served and r.returncode != 0 and "MAIL FROM" not in sw and re.search(r"(?i)certificate verify failed", sw),
+       "swaks with an unrelated CA: refused because verification failed (with the right CA it was served)", sw)
 
 
 scenario('swaks', t01)
@@ -169,7 +174,7 @@ scenario('swaks', t01)
 def t02():
     global srv, path
     try:
-        c = smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.example", timeout=10)
+        c = smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.example", timeout=suite.patience(10))
         c.ehlo()
         ok(c.has_extn("starttls"), "smtplib: STARTTLS offered in clear")
         ok(not c.has_extn("auth"), "smtplib: no AUTH before TLS")
@@ -194,7 +199,7 @@ scenario('Python smtplib', t02)
 
 # ---------------------------------------------------------------- mode selection
 def mode_deferred(srv, name):
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         got = line(raw)
         try:
             rep = json.loads(got)
@@ -258,7 +263,7 @@ scenario('mode selection', t03)
 def t04():
     global srv, path
     srv, path = app_server("Y", "nul")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         mine = list(raw.getsockname()[:2])
         is_(clear_greeting(raw), "220 ucspitls-app ready", "Y/nul: greeting in clear")
         raw.sendall(b"EHLO x\r\n")
@@ -304,7 +309,7 @@ scenario("the protocol: 'Y', reader stopping at \\0\\0", t04)
 def t05():
     global srv, path
     srv, path = app_server("Y", "eof")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         s, why = starttls(raw)
         ok(s, "Y/eof: handshake after STARTTLS", why)
@@ -328,7 +333,7 @@ scenario("'Y', reader going to EOF", t05)
 def t06():
     global srv, path
     srv, path = app_server("y", "eof")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         s, why = starttls(raw)
         ok(s, "y: handshake after STARTTLS", why)
@@ -347,7 +352,7 @@ scenario("'y': no block", t06)
 def t07():
     global srv, path
     srv, path = app_server("Y", "nul", ["-B", "299 banner from sslserver\r\n"])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(clear_greeting(raw), "299 banner from sslserver", "-B: banner arrives first, in clear")
         is_(clear_greeting(raw), "220 ucspitls-app ready", "-B: then the program's own greeting")
         s, why = starttls(raw)
@@ -364,7 +369,7 @@ scenario('-B banner in clear', t07)
 def t_leave():
     global srv, path
     srv, path = app_server("Y", "nul")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.shutdown(socket.SHUT_WR)
         is_(suite.read_all(raw, timeout=10), b"", "client leaves in clear: connection closed")
@@ -381,13 +386,14 @@ scenario("a client that leaves in clear", t_leave)
 def t08():
     global srv, path
     srv, path = app_server("x", "eof")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.sendall(b"STARTTLS\r\n")
         is_(clear_greeting(raw), "220 go", "bad byte: program asked for TLS with 'x'")
         t0 = time.monotonic()
         rest = suite.read_all(raw, timeout=10)
-        ok(rest == b"" and time.monotonic() - t0 < 9, "bad byte: connection closed", repr(rest))
+        took, (limit, how) = time.monotonic() - t0, suite.bound(9)
+        ok(rest == b"" and took < limit, "bad byte: connection closed (%.1fs; %s)" % (took, how), repr(rest))
     ok(srv.wait_log(r"^sslserver: .*protocol error.*0x78"), "bad byte: protocol error logged", srv.log())
     pids = conn_pids(srv)
     is_(end_status(srv, pids[0] if pids else "?"), 25600, "bad byte: connection exits 100 (status 25600)")
@@ -401,7 +407,7 @@ scenario('an invalid command byte', t08)
 def t09():
     global srv, path
     srv, path = app_server("none", "eof", code=7)
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.sendall(b"QUIT\r\n")
         is_(clear_greeting(raw), "221 bye", "no STARTTLS: program answers in clear")
@@ -419,14 +425,15 @@ scenario('an app that never asks for TLS', t09)
 def t10():
     global srv, path
     srv, path = app_server("Y", "eof")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.sendall(b"STARTTLS\r\n")
         is_(clear_greeting(raw), "220 go", "bad handshake: STARTTLS accepted")
         raw.sendall(b"\x01\x02 this is no ClientHello at all\r\n")
         t0 = time.monotonic()
         rest = suite.read_all(raw, timeout=10)
-        ok(time.monotonic() - t0 < 9, "bad handshake: connection closed within a bounded wait", repr(rest))
+        took, (limit, how) = time.monotonic() - t0, suite.bound(9)
+        ok(took < limit, "bad handshake: connection closed within a bounded wait (%.1fs; %s)" % (took, how), repr(rest))
     rep = read_report(path, "control")
     ctl = rep["control"] if rep else {}
     is_((ctl.get("result"), ctl.get("bytes")), ("EOF without block", ""), "bad handshake: the program saw EOF without a block")
@@ -438,7 +445,7 @@ def t10():
     # Plaintext the client sends before its ClientHello is not skipped: the
     # handshake fails and the program gets no block.
     srv, path = app_server("Y", "eof")
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.sendall(b"STARTTLS\r\n")
         is_(clear_greeting(raw), "220 go", "plaintext prefix: STARTTLS accepted")
@@ -456,14 +463,15 @@ def t10():
 
     # A client that says STARTTLS and then nothing is cut by -T.
     srv, path = app_server("Y", "nul", ["-T", "1"])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.sendall(b"STARTTLS\r\n")
         is_(clear_greeting(raw), "220 go", "silent after STARTTLS: STARTTLS accepted")
         t0 = time.monotonic()
         rest = suite.read_all(raw, timeout=10)
         took = time.monotonic() - t0
-        ok(rest == b"" and 0.5 <= took < 9, "silent after STARTTLS: cut by -T 1 (%.1fs)" % took)
+        limit, how = suite.bound(8)
+        ok(rest == b"" and 0.5 <= took < 1 + limit, "silent after STARTTLS: cut by -T 1 (%.1fs; upper %s, plus 1s)" % (took, how))
     rep = read_report(path, "control")
     is_((rep or {}).get("control", {}).get("result"), "EOF without block", "silent after STARTTLS: the program saw EOF without a block")
     ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1 .*timed out"), "silent after STARTTLS: handshake timeout logged", srv.log())
@@ -477,7 +485,7 @@ scenario("a failed handshake after 'Y'", t10)
 def t11():
     global srv, path
     srv = suite.Server(["-v", "-n"], env=ENV, app=SMTPD)
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         like(smtp_reply(raw)[0], r"^220 ", "injection: greeting")
         raw.sendall(b"EHLO client.example\r\n")
         ok("250 STARTTLS" in smtp_reply(raw), "injection: STARTTLS offered")
@@ -514,18 +522,19 @@ scenario('STARTTLS command injection', t11)
 def t12():
     global srv, path
     srv, path = app_server("Y", "nul", ["-w", "2"])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(clear_greeting(raw), "220 ucspitls-app ready", "-w 2: greeting in clear")
         t0 = time.monotonic()
         rest = suite.read_all(raw, timeout=10)
         took = time.monotonic() - t0
-        ok(rest == b"" and 1.5 <= took < 9, "-w 2: a silent client is cut in the plaintext phase (%.1fs)" % took,
-           srv.log())
+        limit, how = suite.bound(7)
+        ok(rest == b"" and 1.5 <= took < 2 + limit,
+           "-w 2: a silent client is cut in the plaintext phase (%.1fs; upper %s, plus 2s)" % (took, how), srv.log())
     ok(srv.wait_log(r"timed out in plaintext with: 127\.0\.0\.1"), "-w 2: 'timed out' logged", srv.log())
     srv.stop()
 
     srv, path = app_server("Y", "nul", ["-w", "2"])
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         t0 = time.monotonic()
         answers = []

@@ -58,7 +58,7 @@ for flag, name in (("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")):
 rc, out, err = suite.gnutls_cli(srv2.port, ["--insecure", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0"], input=b"")
 ok(rc != 0, "gnutls-cli TLS 1.0/1.1 only: refused")
 # A peer that speaks no TLS at all.
-with socket.create_connection(("127.0.0.1", srv2.port), timeout=10) as raw:
+with socket.create_connection(("127.0.0.1", srv2.port), timeout=suite.patience(10)) as raw:
     raw.sendall(b"EHLO plaintext.example\r\n")
     data = suite.read_all(raw)
     ok(b"started" not in data, "plaintext client: program output never sent")
@@ -69,8 +69,8 @@ ok(not os.path.exists(marker), "a failed handshake never starts the program")
 
 # A client that connects and says nothing is cut by -T.
 srv3 = suite.Server(["-v", "-T", "1"], env={"CERTFILE": ec["pem"], "KEYFILE": ec["key"]}, app=["sh", "-c", "touch %s.T; echo started" % marker])
-with socket.create_connection(("127.0.0.1", srv3.port), timeout=10) as raw:
-    raw.settimeout(10)
+with socket.create_connection(("127.0.0.1", srv3.port), timeout=suite.patience(10)) as raw:
+    raw.settimeout(suite.patience(10))
     try:
         data = raw.recv(100)
     except OSError:

@@ -17,7 +17,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 TOP = os.path.dirname(TESTS)
 BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
-REPORT = os.path.join(TESTS, "bin", "report.py")
 PYTHON = "/usr/bin/python3"
 
 
@@ -32,9 +31,64 @@ def tmpdir():
     return d
 
 
-def wait_until(cond, timeout=10.0, step=0.02):
-    """Polls cond() until it is true or the deadline passes; returns its last value."""
-    deadline = time.monotonic() + timeout
+# ---------------------------------------------------------------- patience
+# Every wait in this suite is a hang detector: it ends as soon as what it
+# waits for happens, and its bound only matters when something is wrong.
+# The bounds are written for a machine on which creating a process (spawn
+# /bin/true and wait for it) takes about 1 ms; on a slower machine, or one
+# that is busy, they are stretched by how much longer that takes here,
+# measured when the test file starts. SSLSUITE_PATIENCE=F sets the factor.
+
+def _spawn_seconds(n=15):
+    """The median time to create a process and wait for it, in seconds."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        pid = os.posix_spawn("/bin/true", ["true"], {})
+        os.waitpid(pid, 0)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[n // 2]
+
+
+SPAWN = _spawn_seconds()
+SLOWDOWN = float(os.environ.get("SSLSUITE_PATIENCE") or 0) or min(30.0, max(1.0, SPAWN / 0.001))
+
+
+def patience(seconds):
+    """A hang detector's bound on this machine: seconds, stretched."""
+    return seconds * SLOWDOWN
+
+
+def bound(seconds):
+    """patience(seconds), and words for a failure message that say how the
+    bound was derived."""
+    return patience(seconds), "bound %.1fs = %gs x %.1f (process creation here: %.1f ms)" % (
+        patience(seconds), seconds, SLOWDOWN, SPAWN * 1000)
+
+
+def _public_bin():
+    """A copy of tests/bin in a directory every user can read: the programs
+    in it run as other uids (-u), which may not be able to enter the
+    checkout (a clone under /root, mode 0700 on Debian)."""
+    d = os.path.join(tmpdir(), "bin")
+    shutil.copytree(os.path.join(TESTS, "bin"), d)
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o755)
+    os.chmod(d, 0o755)
+    return d
+
+
+BIN = _public_bin()
+REPORT = os.path.join(BIN, "report.py")
+
+
+def wait_until(cond, timeout=10.0, step=0.02, scaled=True):
+    """Polls cond() until it is true or the deadline passes; returns its last
+    value. The deadline is patience(timeout), unless scaled is false (a window
+    in which something must NOT happen: a slower machine does not make it
+    fail falsely)."""
+    deadline = time.monotonic() + (patience(timeout) if scaled else timeout)
     while True:
         v = cond()
         if v or time.monotonic() >= deadline:
@@ -43,7 +97,7 @@ def wait_until(cond, timeout=10.0, step=0.02):
 
 
 def run(args, input=None, timeout=20, env=None, **kw):
-    return subprocess.run(args, input=input, capture_output=True, timeout=timeout, env=env, **kw)
+    return subprocess.run(args, input=input, capture_output=True, timeout=patience(timeout), env=env, **kw)
 
 
 # ---------------------------------------------------------------- certificates
@@ -154,7 +208,7 @@ class Server:
 
     def _readline(self, timeout):
         buf = b""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while not buf.endswith(b"\n"):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -185,7 +239,7 @@ class Server:
 
     def wait(self, timeout=10):
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(patience(timeout))
         except subprocess.TimeoutExpired:
             return None
 
@@ -206,7 +260,7 @@ def start_failure(opts=(), env=None, app=("true",), host="127.0.0.1", port="0", 
     e.update(env or {})
     try:
         r = subprocess.run([prog(program)] + list(opts) + [host, port] + list(app), env=e,
-                           capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                           capture_output=True, timeout=patience(timeout), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None, "did not exit"
     return r.returncode, r.stderr.decode("utf-8", "replace")
@@ -231,13 +285,13 @@ def client_context(cafile=None, version=None, cert=None, key=None, verify=True):
 
 
 def tls_connect(port, ctx, host="127.0.0.1", sni="localhost", timeout=10, source=None):
-    raw = socket.create_connection((host, port), timeout=timeout, source_address=source)
+    raw = socket.create_connection((host, port), timeout=patience(timeout), source_address=source)
     return ctx.wrap_socket(raw, server_hostname=sni)
 
 
 def read_line(sock, timeout=10):
     """Reads one line from a socket-like object (bounded)."""
-    sock.settimeout(timeout)
+    sock.settimeout(patience(timeout))
     buf = b""
     while not buf.endswith(b"\n"):
         c = sock.recv(1)
@@ -248,7 +302,7 @@ def read_line(sock, timeout=10):
 
 
 def read_all(sock, timeout=10):
-    sock.settimeout(timeout)
+    sock.settimeout(patience(timeout))
     chunks = []
     try:
         while True:
@@ -387,7 +441,7 @@ def run_server_once(opts=(), env=None, app=("true",), host="127.0.0.1", port="0"
         p = subprocess.Popen([prog(program)] + list(opts) + [host, port] + list(app), env=e, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=err, pass_fds=pass_fds)
         out = b""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while b"\n" not in out:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
@@ -624,7 +678,7 @@ class PyTLSServer:
             except OSError:
                 return
             self._cur = cur = {"sni": "(no SNI callback)", "version": None, "line": None, "error": None}
-            raw.settimeout(10)
+            raw.settimeout(patience(10))
             try:
                 with self.ctx.wrap_socket(raw, server_side=True) as s:
                     cur["version"] = s.version()
