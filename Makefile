@@ -12,17 +12,21 @@ EXTRA_LDFLAGS ?=
 
 CC := $(shell head -n 1 conf-cc)
 LD := $(shell head -n 1 conf-ld)
+AR ?= ar
 LIBS := -lssl -lcrypto -lskarnet
+# sslrules needs no TLS: with the modules in an archive, each program links
+# only the modules it uses, and sslrules none that touch OpenSSL.
+LIBS_sslrules := -lskarnet
 
 PROGRAMS := sslserver sslhandoff sslrules sslclient
 SCRIPTS := sslcat sslconnect
-MODULES := log options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup policy peer connector tickets
+MODULES := log logtls number options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup connection peer connector tickets
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)
 BINS := $(PROGRAMS:%=$(BUILD)/%) $(SCRIPTS:%=$(BUILD)/%)
 
-.PHONY: all clean check check-asan soak demo deps install fuzz bench
+.PHONY: all clean check check-asan check-fresh soak demo deps install fuzz bench
 .DELETE_ON_ERROR:
 
 all: $(BINS)
@@ -33,8 +37,11 @@ $(BUILD)/%.o: src/%.c $(HEADERS) conf-cc | $(BUILD)
 $(SCRIPTS:%=$(BUILD)/%): $(BUILD)/%: src/%.sh | $(BUILD)
 	cp src/$*.sh $@ && chmod 755 $@
 
-$(PROGRAMS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/%.o $(MODULE_OBJS) conf-ld
-	$(LD) $(EXTRA_LDFLAGS) -o $@ $< $(MODULE_OBJS) $(LIBS)
+$(BUILD)/libsslsuite.a: $(MODULE_OBJS)
+	rm -f $@ && $(AR) rcs $@ $(MODULE_OBJS)
+
+$(PROGRAMS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/%.o $(BUILD)/libsslsuite.a conf-ld
+	$(LD) $(EXTRA_LDFLAGS) -o $@ $< $(BUILD)/libsslsuite.a $(or $(LIBS_$*),$(LIBS))
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -51,6 +58,11 @@ SOAK_CONNECTIONS ?= 10000
 soak: deps all
 	BUILD=$(abspath $(BUILD)) SOAK_CONNECTIONS=$(SOAK_CONNECTIONS) prove tests/hostile.t
 
+# The README's quick-start lines, as written, in a new debootstrap'ed
+# Debian 12 (minbase) chroot: see tests/check-fresh.sh. Root only.
+check-fresh:
+	sh tests/check-fresh.sh
+
 check-asan: deps
 	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" EXTRA_LDFLAGS="-fsanitize=address,undefined" all
 	BUILD=$(abspath build-asan) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 prove tests/
@@ -64,7 +76,7 @@ demo: deps all
 # inputs go to build-fuzz/, crashes to build-fuzz/crash-*.
 FUZZ_SECONDS ?= 10
 FUZZ_TARGETS := rulestext rulesdecode block parse
-FUZZ_MODULES := rules rulestext ucspitls peer
+FUZZ_MODULES := number rules rulestext ucspitls peer
 FUZZ_FLAGS := -g -O1 -std=c99 -D_GNU_SOURCE -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 fuzz: deps

@@ -1,33 +1,26 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 
+#include <skalibs/allreadwrite.h>
+#include <skalibs/djbunix.h>
 #include <skalibs/env.h>
+#include <skalibs/stralloc.h>
 #include <skalibs/exec.h>
 #include <skalibs/posixplz.h>
 
 #include "log.h"
+#include "engine.h"
+#include "privs.h"
+#include "tlsctx.h"
+#include "ucspitls.h"
 #include "app.h"
-
-int app_is_secret (char const *var)
-{
-  static char const *const prefixes[] = { "KEYFILE", "CERTFILE", 0 } ;
-  static char const *const names[] = { "CERTCHAINFILE", "SSL_UID", "SSL_GID", "SSL_CHROOT", "TLS_UID", "TLS_GID", 0 } ;
-  size_t len = strcspn(var, "=") ;
-  for (unsigned int i = 0 ; prefixes[i] ; i++)
-  {
-    size_t plen = strlen(prefixes[i]) ;
-    if (len >= plen && !strncmp(var, prefixes[i], plen) && (len == plen || var[plen] == ':')) return 1 ;
-  }
-  for (unsigned int i = 0 ; names[i] ; i++)
-    if (len == strlen(names[i]) && !strncmp(var, names[i], len)) return 1 ;
-  return 0 ;
-}
 
 static void close_from (int fd)
 {
@@ -62,7 +55,7 @@ void app_environment (char const **v, size_t total, char const *const *envp, cha
     memcpy(v, w, n * sizeof(char const *)) ;
     n-- ;
   }
-  for (size_t i = 0 ; i < n ; i++) if (!app_is_secret(v[i])) v[m++] = v[i] ;
+  for (size_t i = 0 ; i < n ; i++) if (!tlsctx_var_has(v[i], TLSCTX_VAR_SECRET)) v[m++] = v[i] ;
   v[m] = 0 ;
 }
 
@@ -112,4 +105,72 @@ pid_t app_spawn (char const *const *argv, char const *const *v, int in, int out)
   posix_spawn_file_actions_destroy(&fa) ;
   if (e) { errno = e ; return -1 ; }
   return pid ;
+}
+
+ /* Copies fd above the descriptor numbers the application gets (all below
+    10) and closes it, so that no later dup2 onto a target overwrites a
+    source still to be moved. */
+static int place_high (int fd)
+{
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 10) ;
+  if (r >= 0) fd_close(fd) ;
+  return r ;
+}
+
+ /*
+  * The application process in immediate mode. It drops to -u/-g at once,
+  * then waits for the engine's verdict on the control pipe: EOF before a
+  * complete block means the handshake failed and prog must never run;
+  * otherwise the block holds the SSL_* variables (empty with -S).
+  */
+void app_immediate (engine const *e, int in, int out, int ctl)
+{
+  stralloc block = STRALLOC_ZERO ;
+  char const *modifs[2] = { e->connmodifs, 0 } ;
+  size_t lens[2] = { e->connmodiflen, 0 } ;
+  fd_close(e->netr) ;
+  if (e->netw != e->netr) fd_close(e->netw) ;
+  privs_drop(0, e->appgid, e->appuid) ;
+  if (ucspitls_read_block(ctl, &block) != 1) _exit(111) ;
+  fd_close(ctl) ;
+  modifs[1] = block.s ;
+  lens[1] = block.len - 1 ;
+  in = place_high(in) ;
+  out = place_high(out) ;
+  if (in < 0 || out < 0) dieu_sys(111, "move descriptors") ;
+  if (e->client)
+  {
+    if (dup2(in, 6) == -1 || dup2(out, 7) == -1) dieu_sys(111, "set up descriptors 6 and 7") ;
+    for (int fd = 3 ; fd < 6 ; fd++) close(fd) ;
+    app_exec(e->argv, e->envp, modifs, lens, 2, 7) ;
+  }
+  if (dup2(in, 0) == -1 || dup2(out, 1) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
+  if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
+  app_exec(e->argv, e->envp, modifs, lens, 2, 2) ;
+}
+
+
+ /*
+  * The application process in deferred mode: the raw socket on 0 and 1,
+  * the banner in clear, and the three UCSPI-TLS descriptors.
+  */
+void app_deferred (engine const *e, int in, int out, int ctl)
+{
+  static char const fdvars[] = "SSLCTLFD=3\0SSLREADFD=4\0SSLWRITEFD=5" ;
+  char const *modifs[2] = { e->connmodifs, fdvars } ;
+  size_t lens[2] = { e->connmodiflen, sizeof(fdvars) } ;
+  privs_drop(0, e->appgid, e->appuid) ;
+  in = place_high(in) ;
+  out = place_high(out) ;
+  ctl = place_high(ctl) ;
+  if (in < 0 || out < 0 || ctl < 0) dieu_sys(111, "move descriptors") ;
+  {
+    int r = e->client ? 6 : 0, w = e->client ? 7 : 1 ;
+    if ((e->netr != r ? dup2(e->netr, r) : uncoe(r)) == -1 || (e->netw != w ? dup2(e->netw, w) : uncoe(w)) == -1)
+      dieu_sys(111, "set up the network descriptors") ;
+    if (dup2(ctl, ENGINE_CTLFD) == -1 || dup2(in, ENGINE_READFD) == -1 || dup2(out, ENGINE_WRITEFD) == -1)
+      dieu_sys(111, "set up the UCSPI-TLS descriptors") ;
+    if (e->banner && allwrite(w, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
+    app_exec(e->argv, e->envp, modifs, lens, 2, e->client ? 7 : ENGINE_WRITEFD) ;
+  }
 }

@@ -24,7 +24,18 @@ extern size_t app_envsize (char const *const *envp, char const *const *modifs, s
 extern void app_environment (char const **v, size_t total, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs) ;
 extern pid_t app_spawn (char const *const *argv, char const *const *v, int in, int out) ;
 
-/* 1 if var (NAME or NAME=value) is one of the secret-bearing variables. */
-extern int app_is_secret (char const *var) ;
+/*
+ * The application process, forked by the engine with in (its input pipe),
+ * out (its output pipe) and ctl (the control pipe or socket). Drops to
+ * -u/-g and execs prog; never returns.
+ * Immediate mode: waits for the engine's verdict on ctl (EOF before a
+ * complete block: the handshake failed and prog never runs), then prog on
+ * 0/1 (client: 6/7) with the SSL_* block in its environment.
+ * Deferred mode: prog at once with the raw network on 0/1 (client: 6/7),
+ * the banner in clear, and the UCSPI-TLS descriptors 3, 4, 5.
+ */
+struct engine_s ;
+extern void app_immediate (struct engine_s const *, int in, int out, int ctl) __attribute__((noreturn)) ;
+extern void app_deferred (struct engine_s const *, int in, int out, int ctl) __attribute__((noreturn)) ;
 
 #endif

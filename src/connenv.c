@@ -1,9 +1,7 @@
 /* ISC license. */
 
 #include <string.h>
-#include <ctype.h>
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <sys/socket.h>
 
 #include <skalibs/stralloc.h>
@@ -57,52 +55,6 @@ int connenv_fromsocket (conninfo *ci, int fd)
   len = sizeof(ss) ;
   if (getpeername(fd, (struct sockaddr *)&ss, &len) == -1) return 0 ;
   connenv_fmtaddr(&ss, ci->remoteip, ci->remoteport) ;
-  return 1 ;
-}
-
-static int addr_parse (char const *ip, struct sockaddr_storage *ss, socklen_t *len)
-{
-  memset(ss, 0, sizeof(*ss)) ;
-  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1)
-  {
-    ss->ss_family = AF_INET ;
-    *len = sizeof(struct sockaddr_in) ;
-    return 1 ;
-  }
-  if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1)
-  {
-    ss->ss_family = AF_INET6 ;
-    *len = sizeof(struct sockaddr_in6) ;
-    return 1 ;
-  }
-  return 0 ;
-}
-
-static int resolves_to (char const *host, char const *ip)
-{
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p ;
-  int found = 0 ;
-  if (getaddrinfo(host, 0, &hints, &res)) return 0 ;
-  for (p = res ; p && !found ; p = p->ai_next)
-  {
-    char a[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
-    struct sockaddr_storage ss ;
-    memcpy(&ss, p->ai_addr, p->ai_addrlen) ;
-    connenv_fmtaddr(&ss, a, port) ;
-    found = !strcmp(a, ip) ;
-  }
-  freeaddrinfo(res) ;
-  return found ;
-}
-
-int connenv_reverse (char const *ip, int paranoid, char *host, size_t hostlen)
-{
-  struct sockaddr_storage ss ;
-  socklen_t len ;
-  if (!addr_parse(ip, &ss, &len)) return 0 ;
-  if (getnameinfo((struct sockaddr *)&ss, len, host, hostlen, 0, 0, NI_NAMEREQD)) return 0 ;
-  for (char *p = host ; *p ; p++) *p = tolower((unsigned char)*p) ;
-  if (paranoid && !resolves_to(host, ip)) return 0 ;
   return 1 ;
 }
 

@@ -21,9 +21,9 @@ struct conninfo_s
   char remoteport[CONNENV_PORTFMT] ;
   char remotehost[CONNENV_HOSTMAX] ;
   char remoteinfo[CONNENV_HOSTMAX] ;
-  int haslocalhost : 1 ;
-  int hasremotehost : 1 ;
-  int hasremoteinfo : 1 ;
+  unsigned int haslocalhost : 1 ;
+  unsigned int hasremotehost : 1 ;
+  unsigned int hasremoteinfo : 1 ;
 } ;
 
 /* -l: the local host name as given, instead of a lookup. */
@@ -38,10 +38,6 @@ extern int connenv_fromsocket (conninfo *, int fd) ;
 /* The same with the peer's address already known (from accept): only the
    local address is asked of the socket. */
 extern int connenv_fromaccept (conninfo *, int fd, struct sockaddr_storage const *peer) ;
-
-/* Reverse lookup of ip into host (lower-cased); with paranoid, the name
-   must also resolve back to ip. Returns 1 if a name was found. */
-extern int connenv_reverse (char const *ip, int paranoid, char *host, size_t hostlen) ;
 
 /* Appends the UCSPI modifiers: PROTO=SSL, SSLLOCAL*, SSLREMOTE* and, with
    tcpenv, the TCP* copies. Returns 0 on allocation failure. */

@@ -25,6 +25,7 @@
 #include "ucspitls.h"
 #include "app.h"
 #include "peer.h"
+#include "number.h"
 #include "engine.h"
 
  /* Descriptors of one connection, engine side; -1 once closed. */
@@ -42,73 +43,6 @@ static void close_net (engine const *e)
 {
   fd_close(e->netr) ;
   if (e->netw != e->netr) fd_close(e->netw) ;
-}
-
- /* Copies fd above the descriptor numbers the application gets (all below
-    10) and closes it, so that no later dup2 onto a target overwrites a
-    source still to be moved. */
-static int place_high (int fd)
-{
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 10) ;
-  if (r >= 0) fd_close(fd) ;
-  return r ;
-}
-
- /*
-  * The application process in immediate mode. It drops to -u/-g at once,
-  * then waits for the engine's verdict on the control pipe: EOF before a
-  * complete block means the handshake failed and prog must never run;
-  * otherwise the block holds the SSL_* variables (empty with -S).
-  */
-static void app_immediate (engine const *e, int in, int out, int ctl)
-{
-  stralloc block = STRALLOC_ZERO ;
-  char const *modifs[2] = { e->connmodifs, 0 } ;
-  size_t lens[2] = { e->connmodiflen, 0 } ;
-  close_net(e) ;
-  privs_drop(0, e->appgid, e->appuid) ;
-  if (ucspitls_read_block(ctl, &block) != 1) _exit(111) ;
-  fd_close(ctl) ;
-  modifs[1] = block.s ;
-  lens[1] = block.len - 1 ;
-  in = place_high(in) ;
-  out = place_high(out) ;
-  if (in < 0 || out < 0) dieu_sys(111, "move descriptors") ;
-  if (e->client)
-  {
-    if (dup2(in, 6) == -1 || dup2(out, 7) == -1) dieu_sys(111, "set up descriptors 6 and 7") ;
-    for (int fd = 3 ; fd < 6 ; fd++) close(fd) ;
-    app_exec(e->argv, e->envp, modifs, lens, 2, 7) ;
-  }
-  if (dup2(in, 0) == -1 || dup2(out, 1) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
-  if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
-  app_exec(e->argv, e->envp, modifs, lens, 2, 2) ;
-}
-
-
- /*
-  * The application process in deferred mode: the raw socket on 0 and 1,
-  * the banner in clear, and the three UCSPI-TLS descriptors.
-  */
-static void app_deferred (engine const *e, int in, int out, int ctl)
-{
-  static char const fdvars[] = "SSLCTLFD=3\0SSLREADFD=4\0SSLWRITEFD=5" ;
-  char const *modifs[2] = { e->connmodifs, fdvars } ;
-  size_t lens[2] = { e->connmodiflen, sizeof(fdvars) } ;
-  privs_drop(0, e->appgid, e->appuid) ;
-  in = place_high(in) ;
-  out = place_high(out) ;
-  ctl = place_high(ctl) ;
-  if (in < 0 || out < 0 || ctl < 0) dieu_sys(111, "move descriptors") ;
-  {
-    int r = e->client ? 6 : 0, w = e->client ? 7 : 1 ;
-    if ((e->netr != r ? dup2(e->netr, r) : uncoe(r)) == -1 || (e->netw != w ? dup2(e->netw, w) : uncoe(w)) == -1)
-      dieu_sys(111, "set up the network descriptors") ;
-    if (dup2(ctl, ENGINE_CTLFD) == -1 || dup2(in, ENGINE_READFD) == -1 || dup2(out, ENGINE_WRITEFD) == -1)
-      dieu_sys(111, "set up the UCSPI-TLS descriptors") ;
-    if (e->banner && allwrite(w, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
-    app_exec(e->argv, e->envp, modifs, lens, 2, e->client ? 7 : ENGINE_WRITEFD) ;
-  }
 }
 
 static int wait_app (pid_t pid)
@@ -163,7 +97,8 @@ static char await_starttls (conn *c)
   }
   if (cmd != 'y' && cmd != 'Y')
   {
-    char hex[5] = { '0', 'x', "0123456789abcdef"[(unsigned char)cmd >> 4], "0123456789abcdef"[cmd & 15], 0 } ;
+    char hex[5] = "0x" ;
+    hex[2 + number_hex(hex + 2, (unsigned char const *)&cmd, 1, 0)] = 0 ;
     log_error(100, "UCSPI-TLS protocol error for pid: ", e->pid, ": unknown command byte ", hex) ;
     shutdown(e->netr, SHUT_RDWR) ;
     end(c, 1, 100) ;

@@ -10,8 +10,8 @@
 
 /*
  * One connection, from an accepted socket to the application's exit status
- * (DESIGN.md section 3, steps 3 and 4): forks the application process, then
- * becomes the TLS engine under its own identity.
+ * (the connection process's last two steps): forks the application
+ * process, then becomes the TLS engine under its own identity.
  */
 typedef struct engine_s engine ;
 struct engine_s

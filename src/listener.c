@@ -11,15 +11,14 @@
 #include "log.h"
 #include "connenv.h"
 #include "listener.h"
+#include "number.h"
 
 static unsigned int port_scan (char const *s)
 {
-  char *end ;
-  unsigned long n ;
+  unsigned int n ;
   struct servent *se ;
-  if (!*s) die_x(111, "unable to figure out port number for: ", s) ;
-  n = strtoul(s, &end, 10) ;
-  if (!*end) { if (n > 65535) die_x(111, "unable to figure out port number for: ", s) ; return n ; }
+  if (number_scan(s, 0, 65535, &n)) return n ;
+  if (!*s || strspn(s, "0123456789") == strlen(s)) die_x(111, "unable to figure out port number for: ", s) ;
   se = getservbyname(s, "tcp") ;
   if (!se) die_x(111, "unable to figure out port number for: ", s) ;
   return ntohs(se->s_port) ;

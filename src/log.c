@@ -4,8 +4,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-
 #include <skalibs/strerr.h>
 
 #include "log.h"
@@ -59,18 +57,6 @@ void log_dielinev (int e, int withsys, char const *const *v, unsigned int n)
 }
 
  /* The earliest error in OpenSSL's queue is the cause; later ones are context. */
-char const *log_tlserror (void)
-{
-  static char buf[256] ;
-  unsigned long code = ERR_get_error() ;
-  char const *reason ;
-  if (!code) return "no error reported by the TLS library" ;
-  reason = ERR_reason_error_string(code) ;
-  if (reason) strncpy(buf, reason, sizeof(buf) - 1) ;
-  else ERR_error_string_n(code, buf, sizeof(buf)) ;
-  ERR_clear_error() ;
-  return buf ;
-}
 
 char const *log_sanitize (char *buf, char const *s, unsigned int keepcolon)
 {

@@ -19,7 +19,7 @@ extern unsigned int verbosity ;
 
 extern void log_linev (char const *const *, unsigned int) ;
 extern void log_dielinev (int, int, char const *const *, unsigned int) __attribute__((noreturn)) ;
-extern char const *log_tlserror (void) ;
+extern char const *log_tlserror (void) ;   /* logtls.c: OpenSSL's last error, one line */
 extern char const *log_sanitize (char *, char const *, unsigned int) ;
 
 #define log_line(...) log_linev(LOG_ARRAY(__VA_ARGS__), LOG_COUNT(__VA_ARGS__))

@@ -1,10 +1,12 @@
 /* ISC license. */
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -37,6 +39,36 @@ static int sockaddr_of (char const *ip, char const *port, struct sockaddr_storag
     return 1 ;
   }
   return 0 ;
+}
+
+static int resolves_to (char const *host, char const *ip)
+{
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p ;
+  int found = 0 ;
+  if (getaddrinfo(host, 0, &hints, &res)) return 0 ;
+  for (p = res ; p && !found ; p = p->ai_next)
+  {
+    char a[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
+    struct sockaddr_storage ss ;
+    memcpy(&ss, p->ai_addr, p->ai_addrlen) ;
+    connenv_fmtaddr(&ss, a, port) ;
+    found = !strcmp(a, ip) ;
+  }
+  freeaddrinfo(res) ;
+  return found ;
+}
+
+ /* The name of ip (lower-cased); with paranoid, the name must also resolve
+    back to ip. Returns 1 if a name was found. */
+static int reverse (char const *ip, int paranoid, char *host, size_t hostlen)
+{
+  struct sockaddr_storage ss ;
+  socklen_t len ;
+  if (!sockaddr_of(ip, 0, &ss, &len)) return 0 ;
+  if (getnameinfo((struct sockaddr *)&ss, len, host, hostlen, 0, 0, NI_NAMEREQD)) return 0 ;
+  for (char *p = host ; *p ; p++) *p = tolower((unsigned char)*p) ;
+  if (paranoid && !resolves_to(host, ip)) return 0 ;
+  return 1 ;
 }
 
  /* RFC 1413: from our address to the client's port 113, ask
@@ -84,9 +116,9 @@ static int ident (conninfo const *ci, char *info, size_t max)
 static void resolve (conninfo *ci, unsigned int what, int fd)
 {
   if (what & LOOKUP_LOCALHOST)
-    ci->haslocalhost = connenv_reverse(ci->localip, 0, ci->localhost, sizeof(ci->localhost)) ;
+    ci->haslocalhost = reverse(ci->localip, 0, ci->localhost, sizeof(ci->localhost)) ;
   if (what & LOOKUP_REMOTEHOST)
-    ci->hasremotehost = connenv_reverse(ci->remoteip, !!(what & LOOKUP_PARANOID), ci->remotehost, sizeof(ci->remotehost)) ;
+    ci->hasremotehost = reverse(ci->remoteip, !!(what & LOOKUP_PARANOID), ci->remotehost, sizeof(ci->remotehost)) ;
   if (what & LOOKUP_IDENT)
   {
     allwrite(fd, (char const *)ci, sizeof(*ci)) ;

@@ -9,6 +9,7 @@
 #include <skalibs/setgroups.h>
 
 #include "log.h"
+#include "number.h"
 #include "privs.h"
 
 char const *privs_try (char const *root, gid_t gid, uid_t uid)
@@ -32,14 +33,12 @@ void privs_drop (char const *root, gid_t gid, uid_t uid)
   if (what) dieu_sys(111, what) ;
 }
 
-int privs_envid (char const *name, char const *s, unsigned int *id)
+/* A numeric id from a variable: 1 = set and valid, 0 = unset; dies 100 on
+   a value that is not a number. */
+static int envid (char const *name, char const *s, unsigned int *id)
 {
-  char *end ;
-  unsigned long n ;
   if (!s || !*s) return 0 ;
-  n = strtoul(s, &end, 10) ;
-  if (*end || n > 0x7fffffffUL) die_x(100, "invalid ", name, ": ", s, ": expected a numeric id") ;
-  *id = n ;
+  if (!number_scan(s, 0, 0x7fffffffU, id)) die_x(100, "invalid ", name, ": ", s, ": expected a numeric id") ;
   return 1 ;
 }
 
@@ -48,8 +47,8 @@ void privs_engine_from_env (privs_engine *p, char const *const *envp, uid_t appu
   unsigned int id ;
   p->uid = appuid ;
   p->gid = appgid ;
-  if (privs_envid("SSL_UID", env_get2(envp, "SSL_UID"), &id) || privs_envid("TLS_UID", env_get2(envp, "TLS_UID"), &id)) p->uid = id ;
-  if (privs_envid("SSL_GID", env_get2(envp, "SSL_GID"), &id) || privs_envid("TLS_GID", env_get2(envp, "TLS_GID"), &id)) p->gid = id ;
+  if (envid("SSL_UID", env_get2(envp, "SSL_UID"), &id) || envid("TLS_UID", env_get2(envp, "TLS_UID"), &id)) p->uid = id ;
+  if (envid("SSL_GID", env_get2(envp, "SSL_GID"), &id) || envid("TLS_GID", env_get2(envp, "TLS_GID"), &id)) p->gid = id ;
   p->root = env_get2(envp, "SSL_CHROOT") ;
   if (p->root && !*p->root) p->root = 0 ;
 }
@@ -67,8 +66,8 @@ void privs_engine_check (privs_engine const *p)
 void privs_envuidgid (uid_t *uid, gid_t *gid)
 {
   unsigned int id ;
-  if (!privs_envid("UID", getenv("UID"), &id)) die_x(100, "-U needs $UID") ;
+  if (!envid("UID", getenv("UID"), &id)) die_x(100, "-U needs $UID") ;
   *uid = id ;
-  if (!privs_envid("GID", getenv("GID"), &id)) die_x(100, "-U needs $GID") ;
+  if (!envid("GID", getenv("GID"), &id)) die_x(100, "-U needs $GID") ;
   *gid = id ;
 }

@@ -12,10 +12,6 @@ extern void privs_drop (char const *root, gid_t gid, uid_t uid) ;
 /* The same, returning what failed (errno set) instead of dying, or 0. */
 extern char const *privs_try (char const *root, gid_t gid, uid_t uid) ;
 
-/* Reads a numeric id from a variable: 1 = set and valid, 0 = unset,
-   dies 100 on a value that is not a number. */
-extern int privs_envid (char const *name, char const *s, unsigned int *id) ;
-
 /* -U: the application's uid and gid from $UID and $GID (envuidgid's).
    Dies 100 if either is missing or not a number. */
 extern void privs_envuidgid (uid_t *, gid_t *) ;

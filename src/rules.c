@@ -1,6 +1,7 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <stdlib.h>
 #include <arpa/inet.h>
@@ -8,6 +9,7 @@
 #include <skalibs/cdb.h>
 #include <skalibs/stralloc.h>
 
+#include "number.h"
 #include "rules.h"
 
 int rules_decode (char const *data, size_t len, rules_result *r)
@@ -26,23 +28,17 @@ int rules_decode (char const *data, size_t len, rules_result *r)
     if (n && item[0] == 'D') { r->deny = 1 ; continue ; }
     if (n < 2 || item[0] != '+' || !memchr(item + 1, '=', n - 1)) continue ;
     if (!stralloc_catb(&r->env, item + 1, n - 1) || !stralloc_0(&r->env)) return 0 ;
-    if (n - 1 > 9 && !memcmp(item + 1, "MAXCONIP=", 9))
-    {
-      char *end ;
-      unsigned long m = strtoul(item + 10, &end, 10) ;
-      if (end != item + 10 && end == nul) { r->hasmaxconip = 1 ; r->maxconip = m ; }
-    }
+    if (n - 1 > 9 && !memcmp(item + 1, "MAXCONIP=", 9) && number_scanb(item + 10, n - 10, 0, UINT_MAX, &r->maxconip))
+      r->hasmaxconip = 1 ;
   }
   return 1 ;
 }
 
 void rules_ip6_expanded (char *s, unsigned char const *ip)
 {
-  static char const hex[] = "0123456789ABCDEF" ;
   for (unsigned int i = 0 ; i < 16 ; i += 2)
   {
-    *s++ = hex[ip[i] >> 4] ; *s++ = hex[ip[i] & 15] ;
-    *s++ = hex[ip[i+1] >> 4] ; *s++ = hex[ip[i+1] & 15] ;
+    s += number_hex(s, ip + i, 2, 1) ;
     *s++ = i < 14 ? ':' : 0 ;
   }
 }

@@ -42,46 +42,31 @@ struct options_s
   unsigned int idletimeout ;
   char const *passfile ;
   unsigned char pin[PEER_PINLEN] ;
-  int haspin : 1 ;
-  int prefer4 : 1 ;
-  int prefer6 : 1 ;
-  int password : 1 ;
-  int dns : 1 ;
-  int ident : 1 ;
-  int nagle : 1 ;
-  int sslenv : 1 ;
-  int tcpenv : 1 ;
-  int checkname : 1 ;
-  int deferred : 1 ;
+  unsigned int haspin : 1 ;
+  unsigned int prefer4 : 1 ;
+  unsigned int prefer6 : 1 ;
+  unsigned int password : 1 ;
+  unsigned int dns : 1 ;
+  unsigned int ident : 1 ;
+  unsigned int nagle : 1 ;
+  unsigned int sslenv : 1 ;
+  unsigned int tcpenv : 1 ;
+  unsigned int checkname : 1 ;
+  unsigned int deferred : 1 ;
 } ;
 
 static void timeouts_scan (char const *s, options *o)
 {
   char const *plus = strchr(s, '+') ;
-  if (!plus) { o->timeout1 = options_number(s, 'T', 1) ; o->timeout2 = 0 ; return ; }
+  if (!plus) { o->timeout1 = options_number(s, 'T', 1, OPTIONS_SECONDS_MAX) ; o->timeout2 = 0 ; return ; }
   {
     size_t n = plus - s ;
     char a[n + 1] ;
     memcpy(a, s, n) ;
     a[n] = 0 ;
-    o->timeout1 = options_number(a, 'T', 1) ;
-    o->timeout2 = options_number(plus + 1, 'T', 0) ;
+    o->timeout1 = options_number(a, 'T', 1, OPTIONS_SECONDS_MAX) ;
+    o->timeout2 = options_number(plus + 1, 'T', 0, OPTIONS_SECONDS_MAX) ;
   }
-}
-
- /* -K: the passphrase is the file's first line. */
-static char const *read_passfile (char const *file)
-{
-  static char pw[1024] ;
-  ssize_t r ;
-  int fd = openb_read(file) ;
-  if (fd == -1) dieu_sys(111, "open ", file) ;
-  r = read(fd, pw, sizeof(pw) - 1) ;
-  if (r == -1) dieu_sys(111, "read ", file) ;
-  close(fd) ;
-  pw[r] = 0 ;
-  pw[strcspn(pw, "\r\n")] = 0 ;
-  return pw ;
 }
 
 int main (int argc, char const *const *argv)
@@ -131,16 +116,16 @@ int main (int argc, char const *const *argv)
         case 'p' : o.localport = l.arg ; break ;
         case 'T' : timeouts_scan(l.arg, &o) ; break ;
         case 'l' : o.localname = l.arg ; break ;
-        case 't' : o.identtimeout = options_number(l.arg, 't', 0) ; break ;
+        case 't' : o.identtimeout = options_number(l.arg, 't', 0, OPTIONS_SECONDS_MAX) ; break ;
         case 'a' : cfg.cafile = l.arg ; break ;
         case 'A' : cfg.cadir = l.arg ; break ;
         case 'c' : cfg.certfile = l.arg ; break ;
         case 'k' : cfg.keyfile = l.arg ; break ;
         case 'K' : o.passfile = l.arg ; break ;
-        case 'V' : cfg.depth = options_number(l.arg, 'V', 1) ; break ;
+        case 'V' : cfg.depth = options_number(l.arg, 'V', 1, 100) ; break ;
         case 'z' : cfg.ciphers = l.arg ; break ;
         case 'F' : if (!peer_pin_scan(l.arg, o.pin)) die_x(100, "invalid fingerprint for -F: ", l.arg, ": expected sha256:64 hex digits") ; o.haspin = 1 ; break ;
-        case 'w' : o.idletimeout = options_number(l.arg, 'w', 0) ; break ;
+        case 'w' : o.idletimeout = options_number(l.arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
         default : dieusage() ;
       }
     }
@@ -152,8 +137,13 @@ int main (int argc, char const *const *argv)
   if (o.haspin) cfg.verify = 0 ;   /* the pin replaces the CA and the name */
   else if (!cfg.verify) log_warn("-X: the server's certificate is not verified at all") ;
   else if (!o.checkname) log_warn("-N: the server's certificate is not checked against the name ", argv[0]) ;
-  if (o.passfile) cfg.password = read_passfile(o.passfile) ;
-  else if (o.password) cfg.password = tlsctx_read_password(3) ;
+  if (o.passfile)
+  {
+    int fd = openb_read(o.passfile) ;
+    if (fd == -1) dieu_sys(111, "open ", o.passfile) ;
+    cfg.password = tlsctx_read_password(fd, o.passfile) ;
+  }
+  else if (o.password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
   e.ctx = tlsctx_client((char const *const *)environ, &cfg, err, sizeof(err)) ;
   if (!e.ctx) die_x(111, err) ;
 

@@ -19,7 +19,7 @@
 #include "connenv.h"
 #include "privs.h"
 #include "engine.h"
-#include "policy.h"
+#include "connection.h"
 #include "rules.h"
 
 #define USAGE "sslhandoff [ -3UXqQvVsSnNmzZ ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
@@ -54,15 +54,11 @@ static void connection_info (conninfo *ci)
 
 int main (int argc, char const *const *argv)
 {
+  connection_options o = { .sslenv = 1, .deferred = -1, .clientcert = TLSCTX_CLIENTCERT_NONE, .handshaketimeout = 26, .idletimeout = 3600 } ;
   tlsctx_config cfg = { .clientcert = TLSCTX_CLIENTCERT_NONE } ;
-  conninfo ci = { .haslocalhost = 0 } ;
-  stralloc modifs = STRALLOC_ZERO ;
+  connection c = CONNECTION_ZERO ;
   unsigned char sidctx[32] ;
-  char pid[PID_FMT] ;
-  engine e = { .netr = 0, .netw = 1, .handshaketimeout = 26, .idletimeout = 3600, .sslenv = 1 } ;
-  int deferred = -1, password = 0, envuidgid = 0, rulesoptional = 0 ;
-  char const *rulesfile = 0 ;
-  rules_result r = RULES_RESULT_ZERO ;
+  int password = 0, envuidgid = 0 ;
 
   PROG = "sslhandoff" ;
   {
@@ -75,32 +71,33 @@ int main (int argc, char const *const *argv)
       {
         case '3' : password = 1 ; break ;
         case 'U' : envuidgid = 1 ; break ;
-        case 'X' : rulesoptional = 1 ; break ;
-        case 'x' : rulesfile = l.arg ; break ;
+        case 'X' : o.rulesoptional = 1 ; break ;
+        case 'x' : o.rules = l.arg ; break ;
         case 'q' : verbosity = 0 ; break ;
         case 'Q' : verbosity = 1 ; break ;
         case 'v' : verbosity = 2 ; break ;
         case 'V' : verbosity = 3 ; break ;
-        case 's' : e.sslenv = 1 ; break ;
-        case 'S' : e.sslenv = 0 ; break ;
-        case 'n' : deferred = 1 ; break ;
-        case 'N' : deferred = 0 ; break ;
-        case 'm' : cfg.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
-        case 'z' : cfg.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
-        case 'Z' : cfg.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
-        case 'B' : e.banner = l.arg ; break ;
-        case 'g' : e.appgid = options_number(l.arg, 'g', 0) ; break ;
-        case 'u' : e.appuid = options_number(l.arg, 'u', 0) ; break ;
-        case 'T' : e.handshaketimeout = options_number(l.arg, 'T', 0) ; break ;
-        case 'w' : e.idletimeout = options_number(l.arg, 'w', 0) ; break ;
+        case 's' : o.sslenv = 1 ; break ;
+        case 'S' : o.sslenv = 0 ; break ;
+        case 'n' : o.deferred = 1 ; break ;
+        case 'N' : o.deferred = 0 ; break ;
+        case 'm' : o.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
+        case 'z' : o.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
+        case 'Z' : o.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
+        case 'B' : o.banner = l.arg ; break ;
+        case 'g' : o.gid = options_number(l.arg, 'g', 0, OPTIONS_ID_MAX) ; break ;
+        case 'u' : o.uid = options_number(l.arg, 'u', 0, OPTIONS_ID_MAX) ; break ;
+        case 'T' : o.handshaketimeout = options_number(l.arg, 'T', 0, OPTIONS_SECONDS_MAX) ; break ;
+        case 'w' : o.idletimeout = options_number(l.arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
         default : dieusage() ;
       }
     }
     argc -= l.ind ; argv += l.ind ;
   }
   if (!argc || !*argv[0]) dieusage() ;
-  if (envuidgid) privs_envuidgid(&e.appuid, &e.appgid) ;
-  if (password) cfg.password = tlsctx_read_password(3) ;
+  if (envuidgid) privs_envuidgid(&o.uid, &o.gid) ;
+  cfg.clientcert = o.clientcert ;
+  if (password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
 
   {
     char const *local = getenv("TCPLOCALPORT") ;
@@ -112,30 +109,8 @@ int main (int argc, char const *const *argv)
     cfg.sidctx = sidctx ;
     cfg.sidctxlen = 32 ;
   }
-  pid[pid_fmt(pid, getpid())] = 0 ;
-  connection_info(&ci) ;
-  if (rulesfile) policy_rules(rulesfile, rulesoptional, &ci, &r) ;
-  if (r.deny) { connenv_log("deny", pid, &ci, "") ; _exit(100) ; }
-  if (!connenv_modifiers(&modifs, &ci, 0) || !stralloc_catb(&modifs, r.env.s, r.env.len)) dieu_sys(111, "build the environment") ;
-  {
-    size_t envmax = env_len((char const *const *)environ) + 1 ;
-    for (size_t i = 0 ; i < r.env.len ; i++) if (!r.env.s[i]) envmax++ ;
-    {
-      char const *connenv[envmax] ;
-      policy_environment(connenv, envmax, (char const *const *)environ, &r) ;
-      e.ctx = policy_context(0, connenv, &r, &cfg) ;
-      privs_engine_from_env(&e.tls, connenv, e.appuid, e.appgid) ;
-      privs_engine_check(&e.tls) ;
-      e.clientcert = tlsctx_clientcert(connenv, policy_clientcert(&r, cfg.clientcert)) ;
-      e.deferred = deferred == 1 || (deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
-    }
-  }
-  e.argv = argv ;
-  e.envp = (char const *const *)environ ;
-  e.connmodifs = modifs.s ;
-  e.connmodiflen = modifs.len ;
-  e.remotehost = ci.hasremotehost ? ci.remotehost : 0 ;
-  e.remoteip = ci.remoteip[0] ? ci.remoteip : "unknown" ;
-  e.pid = pid ;
-  engine_run(&e) ;
+  connection_init(&c) ;
+  connection_info(&c.info) ;
+  connection_prepare(&c, &o, 0, &cfg, 0, 0, 1, argv) ;
+  engine_run(&c.engine) ;
 }

@@ -1,6 +1,7 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include <skalibs/allreadwrite.h>
+#include <skalibs/alloc.h>
 #include <skalibs/djbunix.h>
 #include <skalibs/env.h>
 #include <skalibs/iopause.h>
@@ -26,6 +28,7 @@
 #include <skalibs/types.h>
 
 #include "log.h"
+#include "number.h"
 #include "options.h"
 #include "tlsctx.h"
 #include "connenv.h"
@@ -33,7 +36,7 @@
 #include "privs.h"
 #include "engine.h"
 #include "lookup.h"
-#include "policy.h"
+#include "connection.h"
 #include "rules.h"
 #include "tickets.h"
 
@@ -42,34 +45,29 @@
 
 extern char **environ ;
 
+/* Most limits exist so that a typo cannot make the server allocate or ask
+   the kernel for absurd amounts. */
+#define LIMIT_MAX 100000
+#define BACKLOG_MAX 65535
+
 typedef struct options_s options ;
 struct options_s
 {
+  connection_options conn ;     /* what every connection process needs */
   unsigned int limit ;
   unsigned int backlog ;
   unsigned int identtimeout ;
-  unsigned int handshaketimeout ;
-  unsigned int idletimeout ;
-  char const *banner ;
   char const *localname ;
-  char const *rules ;
-  uid_t uid ;
-  gid_t gid ;
-  unsigned int clientcert ;
-  int printport : 1 ;
-  int password : 1 ;
-  int prefer4 : 1 ;
-  int prefer6 : 1 ;
-  int envuidgid : 1 ;
-  int rulesoptional : 1 ;
-  int paranoid : 1 ;
-  int dns : 1 ;
-  int ident : 1 ;
-  int keepipoptions : 1 ;
-  int nagle : 1 ;
-  int tcpenv : 1 ;
-  int sslenv : 1 ;
-  int deferred : 2 ;            /* -1 = by UCSPITLS, 0 = -N, 1 = -n */
+  unsigned int printport : 1 ;
+  unsigned int password : 1 ;
+  unsigned int prefer4 : 1 ;
+  unsigned int prefer6 : 1 ;
+  unsigned int envuidgid : 1 ;
+  unsigned int paranoid : 1 ;
+  unsigned int dns : 1 ;
+  unsigned int ident : 1 ;
+  unsigned int keepipoptions : 1 ;
+  unsigned int nagle : 1 ;
 } ;
 
 static void parse_options (int *argc, char const *const **argv, options *o)
@@ -86,7 +84,7 @@ static void parse_options (int *argc, char const *const **argv, options *o)
       case '4' : o->prefer4 = 1 ; o->prefer6 = 0 ; break ;
       case '6' : o->prefer6 = 1 ; o->prefer4 = 0 ; break ;
       case 'U' : o->envuidgid = 1 ; break ;
-      case 'X' : o->rulesoptional = 1 ; break ;
+      case 'X' : o->conn.rulesoptional = 1 ; break ;
       case 'p' : o->paranoid = 1 ; break ;
       case 'P' : o->paranoid = 0 ; break ;
       case 'h' : o->dns = 1 ; break ;
@@ -101,25 +99,25 @@ static void parse_options (int *argc, char const *const **argv, options *o)
       case 'Q' : verbosity = 1 ; break ;
       case 'v' : verbosity = 2 ; break ;
       case 'V' : verbosity = 3 ; break ;
-      case 'e' : o->tcpenv = 1 ; break ;
-      case 'E' : o->tcpenv = 0 ; break ;
-      case 's' : o->sslenv = 1 ; break ;
-      case 'S' : o->sslenv = 0 ; break ;
-      case 'n' : o->deferred = 1 ; break ;
-      case 'N' : o->deferred = 0 ; break ;
-      case 'm' : o->clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
-      case 'z' : o->clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
-      case 'Z' : o->clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
-      case 'c' : o->limit = options_number(l.arg, 'c', 1) ; break ;
-      case 'x' : o->rules = l.arg ; break ;
-      case 'B' : o->banner = l.arg ; break ;
-      case 'g' : o->gid = options_number(l.arg, 'g', 0) ; break ;
-      case 'u' : o->uid = options_number(l.arg, 'u', 0) ; break ;
-      case 'b' : o->backlog = options_number(l.arg, 'b', 1) ; break ;
+      case 'e' : o->conn.tcpenv = 1 ; break ;
+      case 'E' : o->conn.tcpenv = 0 ; break ;
+      case 's' : o->conn.sslenv = 1 ; break ;
+      case 'S' : o->conn.sslenv = 0 ; break ;
+      case 'n' : o->conn.deferred = 1 ; break ;
+      case 'N' : o->conn.deferred = 0 ; break ;
+      case 'm' : o->conn.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
+      case 'z' : o->conn.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
+      case 'Z' : o->conn.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
+      case 'c' : o->limit = options_number(l.arg, 'c', 1, LIMIT_MAX) ; break ;
+      case 'x' : o->conn.rules = l.arg ; break ;
+      case 'B' : o->conn.banner = l.arg ; break ;
+      case 'g' : o->conn.gid = options_number(l.arg, 'g', 0, OPTIONS_ID_MAX) ; break ;
+      case 'u' : o->conn.uid = options_number(l.arg, 'u', 0, OPTIONS_ID_MAX) ; break ;
+      case 'b' : o->backlog = options_number(l.arg, 'b', 1, BACKLOG_MAX) ; break ;
       case 'l' : o->localname = l.arg ; break ;
-      case 't' : o->identtimeout = options_number(l.arg, 't', 0) ; break ;
-      case 'T' : o->handshaketimeout = options_number(l.arg, 'T', 0) ; break ;
-      case 'w' : o->idletimeout = options_number(l.arg, 'w', 0) ; break ;
+      case 't' : o->identtimeout = options_number(l.arg, 't', 0, OPTIONS_SECONDS_MAX) ; break ;
+      case 'T' : o->conn.handshaketimeout = options_number(l.arg, 'T', 0, OPTIONS_SECONDS_MAX) ; break ;
+      case 'w' : o->conn.idletimeout = options_number(l.arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
       default : dieusage() ;
     }
   }
@@ -128,65 +126,24 @@ static void parse_options (int *argc, char const *const **argv, options *o)
 
  /* The connection process: everything between accept and the engine.
     samehost counts this client's connections, this one included. */
-static void connection (int fd, struct sockaddr_storage const *peer, options const *o, SSL_CTX *ctx, tlsctx_config const *cfg, unsigned int samehost, char const *const *argv)
+static void connection_run (int fd, struct sockaddr_storage const *peer, options const *o, SSL_CTX *ctx, tlsctx_config const *cfg, unsigned int samehost, char const *const *argv)
 {
-  conninfo ci = { .haslocalhost = 0 } ;
-  rules_result r = RULES_RESULT_ZERO ;
-  char pid[PID_FMT] ;
-  stralloc modifs = STRALLOC_ZERO ;
-  size_t envmax = env_len((char const *const *)environ) + 1 ;
-  engine e = { .ctx = 0 } ;
-  int one = 1 ;
+  connection c = CONNECTION_ZERO ;
   unsigned int what = 0 ;
+  int one = 1 ;
 
-  pid[pid_fmt(pid, getpid())] = 0 ;
-  if (!connenv_fromaccept(&ci, fd, peer)) { log_status("pid ", pid, " from ", ci.remoteip) ; dieu_sys(111, "get the local address of a connection from ", ci.remoteip) ; }
-  log_status("pid ", pid, " from ", ci.remoteip) ;
+  connection_init(&c) ;
+  if (!connenv_fromaccept(&c.info, fd, peer)) { log_status("pid ", c.pid, " from ", c.info.remoteip) ; dieu_sys(111, "get the local address of a connection from ", c.info.remoteip) ; }
+  log_status("pid ", c.pid, " from ", c.info.remoteip) ;
   if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
-  if (!o->keepipoptions && !strchr(ci.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
-  if (o->localname) connenv_localname(&ci, o->localname) ;
+  if (!o->keepipoptions && !strchr(c.info.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
+  if (o->localname) connenv_localname(&c.info, o->localname) ;
   else if (o->dns) what |= LOOKUP_LOCALHOST ;
   if (o->dns) what |= LOOKUP_REMOTEHOST | (o->paranoid ? LOOKUP_PARANOID : 0) ;
   if (o->ident) what |= LOOKUP_IDENT ;
-  lookup_names(&ci, what, o->identtimeout) ;
-
-  if (o->rules) policy_rules(o->rules, o->rulesoptional, &ci, &r) ;
-  if (r.deny) { connenv_log("deny", pid, &ci, "") ; _exit(100) ; }
-  if (r.hasmaxconip && samehost > r.maxconip)
-  {
-    char n[UINT_FMT + 40] = " ip connection limit:" ;
-    n[21 + uint_fmt(n + 21, r.maxconip)] = 0 ;
-    connenv_log("deny", pid, &ci, n, " exceeded") ;
-    _exit(100) ;
-  }
-  connenv_log("ok", pid, &ci, "") ;
-  if (!connenv_modifiers(&modifs, &ci, o->tcpenv) || !stralloc_catb(&modifs, r.env.s, r.env.len))
-    dieu_sys(111, "build the environment") ;
-  for (size_t i = 0 ; i < r.env.len ; i++) if (!r.env.s[i]) envmax++ ;
-
-  {
-    char const *connenv[envmax] ;
-    policy_environment(connenv, envmax, (char const *const *)environ, &r) ;
-    e.ctx = policy_context(ctx, connenv, &r, cfg) ;
-    privs_engine_from_env(&e.tls, connenv, o->uid, o->gid) ;
-    e.clientcert = tlsctx_clientcert(connenv, o->clientcert) ;
-    e.deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
-  }
-  e.netr = e.netw = fd ;
-  e.argv = argv ;
-  e.envp = (char const *const *)environ ;
-  e.connmodifs = modifs.s ;
-  e.connmodiflen = modifs.len ;
-  e.banner = o->banner ;
-  e.appuid = o->uid ;
-  e.appgid = o->gid ;
-  e.handshaketimeout = o->handshaketimeout ;
-  e.idletimeout = o->idletimeout ;
-  e.remotehost = ci.hasremotehost ? ci.remotehost : 0 ;
-  e.remoteip = ci.remoteip ;
-  e.pid = pid ;
-  e.sslenv = o->sslenv ;
-  engine_run(&e) ;
+  lookup_names(&c.info, what, o->identtimeout) ;
+  connection_prepare(&c, &o->conn, ctx, cfg, samehost, fd, fd, argv) ;
+  engine_run(&c.engine) ;
 }
 
 static void log_status_count (unsigned int n, unsigned int limit)
@@ -197,43 +154,31 @@ static void log_status_count (unsigned int n, unsigned int limit)
   log_status("status: ", a, "/", b) ;
 }
 
-static char const *orunset (char const *name)
+static void log_setting (char const *name, char const *dflt)
 {
-  static struct { char const *name ; char const *dflt ; } const defaults[] =
-  {
-    { "CIPHERS", TLSCTX_CIPHERS }, { "CIPHERSUITES", TLSCTX_CIPHERSUITES }, { "GROUPS", TLSCTX_GROUPS },
-    { "CIPHERORDER", "client" }, { "TLSMINVERSION", "TLSv1.2" }, { "TLSMAXVERSION", "TLSv1.3" }, { "VERIFYDEPTH", TLSCTX_VERIFYDEPTH_STRING }
-  } ;
   char const *s = getenv(name) ;
-  if (s && *s) return s ;
-  for (unsigned int i = 0 ; i < sizeof(defaults) / sizeof(defaults[0]) ; i++)
-    if (!strcmp(name, defaults[i].name)) return defaults[i].dflt ;
-  return "(not set)" ;
+  log_line("config: ", name, "=", s && *s ? s : dflt ? dflt : "(not set)") ;
 }
 
  /* -V: what the TLS context was built from, one line per setting. */
 static void log_config (options const *o)
 {
-  static char const *const names[] =
-  {
-    "CERTFILE", "KEYFILE", "CERTCHAINFILE", "CAFILE", "CADIR", "CCAFILE", "VERIFYDEPTH", "CIPHERS",
-    "CIPHERSUITES", "CIPHERORDER", "TLSMINVERSION", "TLSMAXVERSION", "GROUPS", "DHFILE", "SSL_UID", "SSL_GID", "TLS_UID", "TLS_GID", "SSL_CHROOT", "MAXCONIP", 0
-  } ;
   char n[UINT_FMT] ;
-  for (unsigned int i = 0 ; names[i] ; i++) log_line("config: ", names[i], "=", orunset(names[i])) ;
+  for (tlsctx_var const *v = tlsctx_vars ; v->name ; v++) log_setting(v->name, v->dflt) ;
+  log_setting("MAXCONIP", 0) ;
   for (char **e = environ ; *e ; e++)
-    if (!strncmp(*e, "CERTFILE:", 9) || !strncmp(*e, "KEYFILE:", 8)) log_line("config: ", *e) ;
+    if ((*e)[strcspn(*e, ":=")] == ':' && tlsctx_var_has(*e, TLSCTX_VAR_NAMED)) log_line("config: ", *e) ;
   n[uint_fmt(n, o->limit)] = 0 ;
   log_line("config: limit ", n) ;
   n[uint_fmt(n, o->backlog)] = 0 ;
   log_line("config: backlog ", n) ;
   n[uint_fmt(n, o->identtimeout)] = 0 ;
   log_line("config: lookup timeout ", n, " s") ;
-  n[uint_fmt(n, o->handshaketimeout)] = 0 ;
+  n[uint_fmt(n, o->conn.handshaketimeout)] = 0 ;
   log_line("config: handshake timeout ", n, " s") ;
-  n[uint_fmt(n, o->idletimeout)] = 0 ;
+  n[uint_fmt(n, o->conn.idletimeout)] = 0 ;
   log_line("config: idle timeout ", n, " s") ;
-  log_line("config: rules ", o->rules ? o->rules : "(none)") ;
+  log_line("config: rules ", o->conn.rules ? o->conn.rules : "(none)") ;
 }
 
 typedef struct child_s child ;
@@ -241,6 +186,23 @@ struct child_s
 {
   pid_t pid ;
   unsigned char ip[16] ;   /* IPv4 as v4-mapped, so both spellings compare equal */
+} ;
+
+ /* The main process's state. */
+typedef struct server_s server ;
+struct server_s
+{
+  options o ;
+  tlsctx_config cfg ;
+  unsigned char sidctx[32] ;
+  SSL_CTX *ctx ;
+  char const *const *argv ;     /* the program */
+  unsigned int maxconip ;       /* MAXCONIP of the server's environment, 0 = none */
+  int lfd ;
+  int spfd ;
+  unsigned int children ;
+  child *table ;                /* o.limit entries */
+  tain rotation ;               /* when the ticket keys rotate next */
 } ;
 
 static void peer_key (struct sockaddr_storage const *ss, unsigned char *key)
@@ -253,167 +215,200 @@ static void peer_key (struct sockaddr_storage const *ss, unsigned char *key)
   }
 }
 
+static void rotate_tickets (server *s)
+{
+  if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
+  tain_addsec_g(&s->rotation, TICKETS_ROTATE_SECS) ;
+}
+
+ /* SIGHUP: new ticket keys and a new context; on failure the old one stays. */
+static void reload (server *s)
+{
+  char err[1024] ;
+  SSL_CTX *fresh ;
+  rotate_tickets(s) ;
+  fresh = tlsctx_server((char const *const *)environ, &s->cfg, err, sizeof(err)) ;
+  if (!fresh) { log_warn("unable to reload TLS material, keeping the previous one: ", err) ; return ; }
+  SSL_CTX_free(s->ctx) ;
+  s->ctx = fresh ;
+  tlsctx_warmup(s->ctx) ;
+  log_status("reloaded TLS material") ;
+}
+
+static void reap (server *s)
+{
+  for (;;)
+  {
+    char a[PID_FMT], b[UINT_FMT] ;
+    int wstat ;
+    pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
+    if (pid <= 0) break ;
+    for (unsigned int i = 0 ; i < s->children ; i++)
+      if (s->table[i].pid == pid) { s->table[i] = s->table[--s->children] ; break ; }
+    a[pid_fmt(a, pid)] = 0 ;
+    b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
+    log_status("end ", a, " status ", b) ;
+    log_status_count(s->children, s->o.limit) ;
+  }
+}
+
+static void handle_signals (server *s)
+{
+  for (;;)
+  {
+    int sig = selfpipe_read() ;
+    switch (sig)
+    {
+      case -1 : dieu_sys(111, "read selfpipe") ;
+      case 0 : return ;
+      case SIGTERM : _exit(0) ;
+      case SIGHUP : reload(s) ; break ;
+      case SIGCHLD : reap(s) ; break ;
+    }
+  }
+}
+
+ /* Accepts one client, counts its connections (MAXCONIP) and forks its
+    connection process. */
+static void new_connection (server *s)
+{
+  struct sockaddr_storage peer ;
+  socklen_t peerlen = sizeof(peer) ;
+  child *slot = &s->table[s->children] ;
+  unsigned int same = 1 ;
+  pid_t pid ;
+  int fd = accept4(s->lfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC) ;
+  if (fd == -1)
+  {
+    if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
+    return ;
+  }
+  peer_key(&peer, slot->ip) ;
+  for (unsigned int i = 0 ; i < s->children ; i++)
+    if (!memcmp(s->table[i].ip, slot->ip, 16)) same++ ;
+  if (s->maxconip && same > s->maxconip)
+  {
+    char a[CONNENV_IPFMT], p[CONNENV_PORTFMT], n[UINT_FMT] ;
+    connenv_fmtaddr(&peer, a, p) ;
+    n[uint_fmt(n, s->maxconip)] = 0 ;
+    log_warn("ip connection limit of ", n, " exceeded for: ", a) ;
+    fd_close(fd) ;
+    return ;
+  }
+  pid = fork() ;
+  if (pid == -1) { log_warn("unable to fork: ", strerror(errno)) ; fd_close(fd) ; return ; }
+  if (!pid)
+  {
+    selfpipe_finish() ;
+    fd_close(s->lfd) ;
+    connection_run(fd, &peer, &s->o, s->ctx, &s->cfg, same, s->argv) ;
+  }
+  fd_close(fd) ;
+  slot->pid = pid ;
+  s->children++ ;
+  log_status_count(s->children, s->o.limit) ;
+}
+
+ /* -1: "ip : port" on stdout, which is also s6's readiness notification. */
+static void print_port (char const *ip, char const *port)
+{
+  size_t iplen = strlen(ip), portlen = strlen(port) ;
+  char line[CONNENV_IPFMT + 3 + CONNENV_PORTFMT + 1] ;
+  memcpy(line, ip, iplen) ;
+  memcpy(line + iplen, " : ", 3) ;
+  memcpy(line + iplen + 3, port, portlen) ;
+  line[iplen + 3 + portlen] = '\n' ;
+  if (allwrite(1, line, iplen + portlen + 4) < iplen + portlen + 4) dieu_sys(111, "write to stdout") ;
+}
+
+ /* The TLS context, built once while still privileged. The session id
+    context is distinct per service: the program name and the words of the
+    command line after the options. */
+static void build_context (server *s, int argc, char const *const *argv)
+{
+  stralloc words = STRALLOC_ZERO ;
+  char err[1024] ;
+  s->cfg.clientcert = s->o.conn.clientcert ;
+  if (s->o.password) s->cfg.password = tlsctx_read_password(3, "descriptor 3") ;
+  for (int i = 0 ; i < argc ; i++)
+    if (!stralloc_catb(&words, argv[i], strlen(argv[i]) + 1)) dieu_sys(111, "compute the session id context") ;
+  tlsctx_sidctx(s->sidctx, "sslserver", 10, words.s, words.len) ;
+  stralloc_free(&words) ;
+  s->cfg.sidctx = s->sidctx ;
+  s->cfg.sidctxlen = 32 ;
+  s->cfg.tickets = 1 ;
+  s->ctx = tlsctx_server((char const *const *)environ, &s->cfg, err, sizeof(err)) ;
+  if (!s->ctx) die_x(111, err) ;
+  tlsctx_warmup(s->ctx) ;
+}
+
+static void trap_signals (server *s)
+{
+  sigset_t set ;
+  s->spfd = selfpipe_init() ;
+  if (s->spfd == -1) dieu_sys(111, "init selfpipe") ;
+  sigemptyset(&set) ;
+  sigaddset(&set, SIGCHLD) ;
+  sigaddset(&set, SIGTERM) ;
+  sigaddset(&set, SIGHUP) ;
+  if (!selfpipe_trapset(&set)) dieu_sys(111, "trap signals") ;
+}
+
+static void stdio_to_devnull (void)
+{
+  int null = open("/dev/null", O_RDWR) ;
+  if (null == -1 || fd_copy(0, null) == -1 || fd_copy(1, null) == -1) dieu_sys(111, "redirect stdin and stdout to /dev/null") ;
+  if (null > 2) fd_close(null) ;
+}
+
 int main (int argc, char const *const *argv)
 {
-  options o =
+  static server s =
   {
-    .limit = 40, .backlog = 20, .identtimeout = 26, .handshaketimeout = 26, .idletimeout = 3600,
-    .dns = 1, .sslenv = 1, .deferred = -1,
+    .o =
+    {
+      .conn = { .sslenv = 1, .logok = 1, .deferred = -1, .handshaketimeout = 26, .idletimeout = 3600 },
+      .limit = 40, .backlog = 20, .identtimeout = 26, .dns = 1,
+    },
   } ;
-  unsigned char sidctx[32] ;
-  tlsctx_config cfg = { .sidctx = sidctx, .sidctxlen = 32, .tickets = 1 } ;
-  char err[1024] ;
   char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
-  unsigned int children = 0, maxconip = 0 ;
-  SSL_CTX *ctx ;
-  int lfd, spfd ;
 
   PROG = "sslserver" ;
-  parse_options(&argc, &argv, &o) ;
+  parse_options(&argc, &argv, &s.o) ;
   if (argc < 3 || !*argv[0]) dieusage() ;
+  s.argv = argv + 2 ;
   if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (fcntl(1, F_GETFD) == -1 && open("/dev/null", O_WRONLY) == -1) dieu_sys(111, "open /dev/null") ;
-  if (o.envuidgid) privs_envuidgid(&o.uid, &o.gid) ;
+  if (s.o.envuidgid) privs_envuidgid(&s.o.conn.uid, &s.o.conn.gid) ;
   {
-    char const *s = getenv("MAXCONIP") ;
-    char *end ;
-    if (s && *s && (*s < '0' || *s > '9' || !(maxconip = strtoul(s, &end, 10)) || *end)) die_x(100, "invalid MAXCONIP: ", s) ;
+    char const *m = getenv("MAXCONIP") ;
+    if (m && *m && !number_scan(m, 1, UINT_MAX, &s.maxconip)) die_x(100, "invalid MAXCONIP: ", m) ;
   }
   {
     privs_engine p ;
-    privs_engine_from_env(&p, (char const *const *)environ, o.uid, o.gid) ;
+    privs_engine_from_env(&p, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
     privs_engine_check(&p) ;
   }
-  cfg.clientcert = o.clientcert ;
-  if (o.password) cfg.password = tlsctx_read_password(3) ;
+  build_context(&s, argc, argv) ;
+  if (verbosity >= 3) log_config(&s.o) ;
 
-  {
-    stralloc words = STRALLOC_ZERO ;
-    for (int i = 0 ; i < argc ; i++)
-      if (!stralloc_catb(&words, argv[i], strlen(argv[i]) + 1)) dieu_sys(111, "compute the session id context") ;
-    tlsctx_sidctx(sidctx, "sslserver", 10, words.s, words.len) ;
-    stralloc_free(&words) ;
-  }
-  ctx = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
-  if (!ctx) die_x(111, err) ;
-  tlsctx_warmup(ctx) ;
-  if (verbosity >= 3) log_config(&o) ;
-
-  lfd = listener_open(argv[0], argv[1], o.prefer4, o.prefer6, o.backlog, ip, port) ;
-  if (o.printport)
-  {
-    size_t iplen = strlen(ip), portlen = strlen(port) ;
-    char line[CONNENV_IPFMT + 3 + CONNENV_PORTFMT + 1] ;
-    memcpy(line, ip, iplen) ;
-    memcpy(line + iplen, " : ", 3) ;
-    memcpy(line + iplen + 3, port, portlen) ;
-    line[iplen + 3 + portlen] = '\n' ;
-    if (allwrite(1, line, iplen + portlen + 4) < iplen + portlen + 4) dieu_sys(111, "write to stdout") ;
-  }
-  {
-    int null = open("/dev/null", O_RDWR) ;
-    if (null == -1 || fd_copy(0, null) == -1 || fd_copy(1, null) == -1) dieu_sys(111, "redirect stdin and stdout to /dev/null") ;
-    if (null > 2) fd_close(null) ;
-  }
-
-  spfd = selfpipe_init() ;
-  if (spfd == -1) dieu_sys(111, "init selfpipe") ;
-  {
-    sigset_t set ;
-    sigemptyset(&set) ;
-    sigaddset(&set, SIGCHLD) ;
-    sigaddset(&set, SIGTERM) ;
-    sigaddset(&set, SIGHUP) ;
-    if (!selfpipe_trapset(&set)) dieu_sys(111, "trap signals") ;
-  }
+  s.table = alloc(s.o.limit * sizeof(child)) ;
+  if (!s.table) dieu_sys(111, "allocate the connection table") ;
+  s.lfd = listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, ip, port) ;
+  if (s.o.printport) print_port(ip, port) ;
+  stdio_to_devnull() ;
+  trap_signals(&s) ;
   tain_now_set_stopwatch_g() ;
-  log_status_count(0, o.limit) ;
+  log_status_count(0, s.o.limit) ;
+  tain_addsec_g(&s.rotation, TICKETS_ROTATE_SECS) ;
 
+  for (;;)
   {
-    child table[o.limit] ;
-    tain rotation ;
-    tain_addsec_g(&rotation, TICKETS_ROTATE_SECS) ;
-    for (;;)
-    {
-      iopause_fd x[2] = { { .fd = spfd, .events = IOPAUSE_READ }, { .fd = lfd, .events = IOPAUSE_READ } } ;
-      int r = iopause_g(x, children < o.limit ? 2 : 1, &rotation) ;
-      if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
-      if (!r)
-      {
-        if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
-        tain_addsec_g(&rotation, TICKETS_ROTATE_SECS) ;
-        continue ;
-      }
-      if (x[0].revents)
-      {
-        for (;;)
-        {
-          int sig = selfpipe_read() ;
-          if (sig == -1) dieu_sys(111, "read selfpipe") ;
-          if (!sig) break ;
-          if (sig == SIGTERM) _exit(0) ;
-          if (sig == SIGHUP)
-          {
-            SSL_CTX *fresh ;
-            if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
-            fresh = tlsctx_server((char const *const *)environ, &cfg, err, sizeof(err)) ;
-            if (fresh) { SSL_CTX_free(ctx) ; ctx = fresh ; tlsctx_warmup(ctx) ; log_status("reloaded TLS material") ; }
-            else log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
-          }
-          if (sig == SIGCHLD)
-          {
-            for (;;)
-            {
-              int wstat ;
-              pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
-              char a[PID_FMT], b[UINT_FMT] ;
-              if (pid <= 0) break ;
-              for (unsigned int i = 0 ; i < children ; i++)
-                if (table[i].pid == pid) { table[i] = table[--children] ; break ; }
-              a[pid_fmt(a, pid)] = 0 ;
-              b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
-              log_status("end ", a, " status ", b) ;
-              log_status_count(children, o.limit) ;
-            }
-          }
-        }
-      }
-      if (children < o.limit && x[1].revents)
-      {
-        struct sockaddr_storage peer ;
-        socklen_t peerlen = sizeof(peer) ;
-        unsigned int same = 1 ;
-        pid_t pid ;
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC) ;
-        if (fd == -1)
-        {
-          if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
-          continue ;
-        }
-        peer_key(&peer, table[children].ip) ;
-        for (unsigned int i = 0 ; i < children ; i++)
-          if (!memcmp(table[i].ip, table[children].ip, 16)) same++ ;
-        if (maxconip && same > maxconip)
-        {
-          char a[CONNENV_IPFMT], p[CONNENV_PORTFMT], n[UINT_FMT] ;
-          connenv_fmtaddr(&peer, a, p) ;
-          n[uint_fmt(n, maxconip)] = 0 ;
-          log_warn("ip connection limit of ", n, " exceeded for: ", a) ;
-          fd_close(fd) ;
-          continue ;
-        }
-        pid = fork() ;
-        if (pid == -1) { log_warn("unable to fork: ", strerror(errno)) ; fd_close(fd) ; continue ; }
-        if (!pid)
-        {
-          selfpipe_finish() ;
-          fd_close(lfd) ;
-          connection(fd, &peer, &o, ctx, &cfg, same, argv + 2) ;
-        }
-        fd_close(fd) ;
-        table[children++].pid = pid ;
-        log_status_count(children, o.limit) ;
-      }
-    }
+    iopause_fd x[2] = { { .fd = s.spfd, .events = IOPAUSE_READ }, { .fd = s.lfd, .events = IOPAUSE_READ } } ;
+    int r = iopause_g(x, s.children < s.o.limit ? 2 : 1, &s.rotation) ;
+    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
+    if (!r) { rotate_tickets(&s) ; continue ; }
+    if (x[0].revents) handle_signals(&s) ;
+    if (s.children < s.o.limit && x[1].revents) new_connection(&s) ;
   }
 }

@@ -15,8 +15,46 @@
 #include <skalibs/env.h>
 
 #include "log.h"
+#include "number.h"
 #include "tlsctx.h"
 #include "tickets.h"
+
+tlsctx_var const tlsctx_vars[] =
+{
+  { "CERTFILE", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE | TLSCTX_VAR_NAMED },
+  { "KEYFILE", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE | TLSCTX_VAR_NAMED },
+  { "CERTCHAINFILE", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE },
+  { "CAFILE", 0, TLSCTX_VAR_PERRULE },
+  { "CADIR", 0, TLSCTX_VAR_PERRULE },
+  { "CCAFILE", 0, TLSCTX_VAR_PERRULE },
+  { "VERIFYDEPTH", TLSCTX_VERIFYDEPTH_STRING, TLSCTX_VAR_PERRULE },
+  { "CIPHERS", TLSCTX_CIPHERS, TLSCTX_VAR_PERRULE },
+  { "CIPHERSUITES", TLSCTX_CIPHERSUITES, TLSCTX_VAR_PERRULE },
+  { "CIPHERORDER", "client", TLSCTX_VAR_PERRULE },
+  { "TLSMINVERSION", "TLSv1.2", TLSCTX_VAR_PERRULE },
+  { "TLSMAXVERSION", "TLSv1.3", TLSCTX_VAR_PERRULE },
+  { "GROUPS", TLSCTX_GROUPS, TLSCTX_VAR_PERRULE },
+  { "DHFILE", 0, TLSCTX_VAR_PERRULE },
+  /* the engine's identity: read by privs, hidden from the program */
+  { "SSL_UID", 0, TLSCTX_VAR_SECRET },
+  { "SSL_GID", 0, TLSCTX_VAR_SECRET },
+  { "TLS_UID", 0, TLSCTX_VAR_SECRET },
+  { "TLS_GID", 0, TLSCTX_VAR_SECRET },
+  { "SSL_CHROOT", 0, TLSCTX_VAR_SECRET },
+  { 0, 0, 0 }
+} ;
+
+int tlsctx_var_has (char const *var, unsigned int flags)
+{
+  size_t len = strcspn(var, "=") ;
+  for (tlsctx_var const *v = tlsctx_vars ; v->name ; v++)
+  {
+    size_t n = strlen(v->name) ;
+    if (!(v->flags & flags) || len < n || strncmp(var, v->name, n)) continue ;
+    if (len == n || (v->flags & TLSCTX_VAR_NAMED && var[n] == ':')) return 1 ;
+  }
+  return 0 ;
+}
 
 static char const *envval (char const *const *envp, char const *name)
 {
@@ -286,13 +324,7 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
     char const *ccafile = envval(envp, "CCAFILE") ;
     unsigned int depth = TLSCTX_VERIFYDEPTH ;
     s = envval(envp, "VERIFYDEPTH") ;
-    if (s)
-    {
-      char *end ;
-      unsigned long n = strtoul(s, &end, 10) ;
-      if (*end || n > 100) return fail(err, errlen, "invalid VERIFYDEPTH", s, "expected a number of certificates") ;
-      depth = n ;
-    }
+    if (s && !number_scan(s, 0, 100, &depth)) return fail(err, errlen, "invalid VERIFYDEPTH", s, "expected a number of certificates") ;
     /* CCAFILE alone: the CAs it names are also the ones to trust */
     if (!cafile && !cadir) cafile = ccafile ;
     if (!cafile && !cadir) return fail(err, errlen, "a client certificate is requested but neither CAFILE, CADIR nor CCAFILE is set", 0, 0) ;
@@ -334,14 +366,14 @@ SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *cfg, char 
   return ctx ;
 }
 
-char const *tlsctx_read_password (int fd)
+char const *tlsctx_read_password (int fd, char const *from)
 {
   static char pw[1024] ;
   size_t len = 0 ;
   for (;;)
   {
     ssize_t r = read(fd, pw + len, sizeof(pw) - 1 - len) ;
-    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "read the key passphrase from descriptor 3") ; }
+    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "read the key passphrase from ", from) ; }
     if (!r) break ;
     len += r ;
     if (memchr(pw, 0, len) || memchr(pw, '\n', len)) break ;
@@ -349,7 +381,7 @@ char const *tlsctx_read_password (int fd)
   }
   close(fd) ;
   pw[len] = 0 ;
-  pw[strcspn(pw, "\n")] = 0 ;
+  pw[strcspn(pw, "\r\n")] = 0 ;
   return pw ;
 }
 
@@ -359,22 +391,8 @@ SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config const *cfg
   if (!ctx) { fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ; return 0 ; }
   if (!setup_protocol(ctx, envp, cfg->ciphers, err, errlen)) goto err ;
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF) ;
-  SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
-  SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)cfg->password) ;
-  if (cfg->certfile)
-  {
-    char const *keyfile = cfg->keyfile ? cfg->keyfile : cfg->certfile ;
-    if (!SSL_CTX_use_certificate_chain_file(ctx, cfg->certfile))
-    { fail(err, errlen, "unable to load certificate", cfg->certfile, log_tlserror()) ; goto err ; }
-    if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
-    {
-      if (key_mismatch()) fail(err, errlen, "key does not match certificate", keyfile, cfg->certfile) ;
-      else fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
-      goto err ;
-    }
-    if (!SSL_CTX_check_private_key(ctx))
-    { ERR_clear_error() ; fail(err, errlen, "key does not match certificate", keyfile, cfg->certfile) ; goto err ; }
-  }
+  if (cfg->certfile && !load_keypair(ctx, cfg->certfile, cfg->keyfile ? cfg->keyfile : cfg->certfile, cfg->password, err, errlen))
+    goto err ;
   if (cfg->verify)
   {
     if (cfg->cafile || cfg->cadir)

@@ -5,7 +5,9 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
-/* The defaults of DESIGN.md section 8: mail in 2026. */
+/* The defaults for mail in 2026: TLS 1.2 minimum, ECDHE with AEAD only for
+   TLS 1.2 (Mozilla intermediate), the three common TLS 1.3 suites, X25519
+   and the two NIST curves. Every one is overridable by environment. */
 #define TLSCTX_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 /* With TLSMINVERSION below 1.2 the AEAD list alone cannot be negotiated:
    add the ECDHE CBC suites and lower OpenSSL's security level (SHA-1). */
@@ -20,6 +22,30 @@
 #define TLSCTX_CLIENTCERT_REQUIRE 1   /* -m */
 #define TLSCTX_CLIENTCERT_MATCHHOST 2 /* -z: require, and match the remote host name */
 #define TLSCTX_CLIENTCERT_REQUEST 3   /* ask, verify if given, do not require */
+
+/*
+ * The variables the TLS engine is configured with, in one table: the
+ * context builder reads them, -V lists them with their defaults, a rule
+ * setting a PERRULE one gets a TLS context of its own, and SECRET ones never
+ * reach the program's environment. NAMED ones also come as NAME:servername
+ * (SNI pairs).
+ */
+#define TLSCTX_VAR_SECRET 0x1
+#define TLSCTX_VAR_PERRULE 0x2
+#define TLSCTX_VAR_NAMED 0x4
+
+typedef struct tlsctx_var_s tlsctx_var ;
+struct tlsctx_var_s
+{
+  char const *name ;
+  char const *dflt ;            /* what applies when unset (for -V), or 0 */
+  unsigned int flags ;
+} ;
+extern tlsctx_var const tlsctx_vars[] ;   /* ends with a null name */
+
+/* 1 if var ("NAME=value", or a bare NAME) is a table variable with one of
+   the flags set. */
+extern int tlsctx_var_has (char const *var, unsigned int flags) ;
 
 typedef struct tlsctx_config_s tlsctx_config, *tlsctx_config_ref ;
 struct tlsctx_config_s
@@ -66,8 +92,9 @@ extern void tlsctx_sidctx (unsigned char *out, void const *base, size_t baselen,
    processes forked afterwards find OpenSSL's caches filled. */
 extern void tlsctx_warmup (SSL_CTX *) ;
 
-/* -3: reads the key passphrase from fd (up to NUL, newline or EOF) and
-   closes fd. Dies 111 on failure. */
-extern char const *tlsctx_read_password (int fd) ;
+/* The key passphrase (-3: from fd 3; sslclient -K: from a file): reads fd
+   up to NUL, newline or EOF (a CR before the newline is dropped) and closes
+   it; from names it in the error message. Dies 111 on failure. */
+extern char const *tlsctx_read_password (int fd, char const *from) ;
 
 #endif

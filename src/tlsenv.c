@@ -11,6 +11,7 @@
 #include <skalibs/stralloc.h>
 #include <skalibs/types.h>
 
+#include "number.h"
 #include "tlsenv.h"
 
 static int add (stralloc *sa, char const *prefix, char const *name, char const *value, size_t len, int multiline)
@@ -34,14 +35,8 @@ static int addnum (stralloc *sa, char const *prefix, char const *name, unsigned 
 
 static int addhex (stralloc *sa, char const *prefix, char const *name, unsigned char const *s, size_t len, int upper)
 {
-  char const *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef" ;
   char hex[2 * len + 1] ;
-  for (size_t i = 0 ; i < len ; i++)
-  {
-    hex[2*i] = digits[s[i] >> 4] ;
-    hex[2*i+1] = digits[s[i] & 15] ;
-  }
-  return add(sa, prefix, name, hex, 2 * len, 0) ;
+  return add(sa, prefix, name, hex, number_hex(hex, s, len, upper), 0) ;
 }
 
  /* Writes what a BIO printer produced; an empty output adds nothing. */
@@ -207,12 +202,7 @@ static int addpeer (stralloc *sa, X509 *peer)
   char *subject ;
   int r ;
   if (!X509_digest(peer, EVP_sha256(), md, &mdlen)) return 1 ;
-  for (unsigned int i = 0 ; i < mdlen ; i++)
-  {
-    hash[7 + 2*i] = "0123456789abcdef"[md[i] >> 4] ;
-    hash[8 + 2*i] = "0123456789abcdef"[md[i] & 15] ;
-  }
-  hash[7 + 2 * mdlen] = 0 ;
+  hash[7 + number_hex(hash + 7, md, mdlen, 0)] = 0 ;
   subject = X509_NAME_oneline(X509_get_subject_name(peer), 0, 0) ;
   r = adds(sa, "", "SSL_PEER_CERT_HASH", hash) && adds(sa, "", "SSL_PEER_CERT_SUBJECT", subject) ;
   OPENSSL_free(subject) ;

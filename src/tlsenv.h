@@ -8,7 +8,7 @@
 #define TLSENV_INTERFACE "sslsuite/0.1"
 
 /*
- * The SSL_* variables of an established session (DESIGN.md section 7),
+ * The SSL_* variables of an established session (mod_ssl's names),
  * appended to sa as "NAME=value\0" entries: the format of a skalibs
  * environment modifier string and of the UCSPI-TLS block, minus its final NUL.
  * A value that would carry a NUL, or a newline outside a PEM block, is left

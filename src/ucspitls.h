@@ -5,9 +5,10 @@
 #include <skalibs/stralloc.h>
 
 /*
- * The UCSPI-TLS control channel (DESIGN.md section 5). The application
- * writes one byte on the control socket: 'y' starts TLS, 'Y' starts TLS and
- * asks for the SSL_* block "NAME=value\0...NAME=value\0\0" in return.
+ * The UCSPI-TLS control channel, ucspi-ssl's deferred-TLS protocol. The
+ * application writes one byte on the control socket: 'y' starts TLS, 'Y'
+ * starts TLS and asks for the SSL_* block "NAME=value\0...NAME=value\0\0"
+ * in return.
  */
 
 #define UCSPITLS_GOT 1

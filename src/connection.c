@@ -1,0 +1,138 @@
+/* ISC license. */
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <skalibs/env.h>
+#include <skalibs/genalloc.h>
+#include <skalibs/types.h>
+
+#include "log.h"
+#include "privs.h"
+#include "connection.h"
+
+extern char **environ ;
+
+static void apply_rules (char const *file, int optional, conninfo const *ci, rules_result *r)
+{
+  switch (rules_lookup(file, ci->remoteip, ci->hasremotehost ? ci->remotehost : 0, ci->hasremoteinfo ? ci->remoteinfo : 0, r))
+  {
+    case RULES_NOFILE :
+      if (optional) return ;
+      errno = ENOENT ;
+      /* fallthrough */
+    case RULES_ERROR :
+      die_sys(110, "unable to read ", file) ;
+    default : return ;
+  }
+}
+
+static int sets_tls (rules_result const *r)
+{
+  for (size_t i = 0 ; i < r->env.len ; i += strlen(r->env.s + i) + 1)
+    if (tlsctx_var_has(r->env.s + i, TLSCTX_VAR_PERRULE)) return 1 ;
+  return 0 ;
+}
+
+static int sets (rules_result const *r, char const *name)
+{
+  size_t len = strlen(name) ;
+  for (size_t i = 0 ; i < r->env.len ; i += strlen(r->env.s + i) + 1)
+    if (!strncmp(r->env.s + i, name, len) && r->env.s[i + len] == '=') return 1 ;
+  return 0 ;
+}
+
+ /* A rule setting CCAFILE or CAFILE turns no request into an optional one. */
+static unsigned int rule_clientcert (rules_result const *r, unsigned int requested)
+{
+  return requested == TLSCTX_CLIENTCERT_NONE && (sets(r, "CCAFILE") || sets(r, "CAFILE")) ? TLSCTX_CLIENTCERT_REQUEST : requested ;
+}
+
+static SSL_CTX *rule_context (SSL_CTX *dflt, char const *const *connenv, rules_result const *r, tlsctx_config const *base)
+{
+  tlsctx_config cfg = *base ;
+  unsigned char sidctx[32] ;
+  char err[1024] ;
+  SSL_CTX *ctx ;
+  if (dflt && !sets_tls(r)) return dflt ;
+  cfg.clientcert = rule_clientcert(r, cfg.clientcert) ;
+  /* A session made under other TLS settings (another certificate, no client
+     certificate) must never resume here: the rule gets its own context id. */
+  if (dflt)
+  {
+    tlsctx_sidctx(sidctx, base->sidctx, base->sidctxlen, r->env.s, r->env.len) ;
+    cfg.sidctx = sidctx ;
+    cfg.sidctxlen = 32 ;
+  }
+  ctx = tlsctx_server(connenv, &cfg, err, sizeof(err)) ;
+  if (!ctx)
+  {
+    if (!dflt) die_x(111, err) ;
+    die_x(111, "unable to apply the TLS settings of rule ", r->key.len ? r->key.s : "(empty key)", ": ", err) ;
+  }
+  return ctx ;
+}
+
+ /* The connection's environment: the program's, with the rule's variables
+    applied, in an array of pointers that the heap holds. */
+static char const *const *merged_environment (genalloc *v, rules_result const *r)
+{
+  size_t n = env_len((char const *const *)environ) + 1 ;
+  for (size_t i = 0 ; i < r->env.len ; i++) if (!r->env.s[i]) n++ ;
+  if (!genalloc_ready(char const *, v, n)
+   || !env_merge(genalloc_s(char const *, v), n, (char const *const *)environ, env_len((char const *const *)environ), r->env.s, r->env.len))
+    dieu_sys(111, "build the environment") ;
+  return genalloc_s(char const *, v) ;
+}
+
+void connection_init (connection *c)
+{
+  c->pid[pid_fmt(c->pid, getpid())] = 0 ;
+}
+
+void connection_prepare (connection *c, connection_options const *o, SSL_CTX *dflt, tlsctx_config const *cfg,
+                         unsigned int samehost, int netr, int netw, char const *const *argv)
+{
+  engine *e = &c->engine ;
+  rules_result *r = &c->rules ;
+  genalloc v = GENALLOC_ZERO ;
+  char const *const *connenv ;
+
+  if (o->rules) apply_rules(o->rules, o->rulesoptional, &c->info, r) ;
+  if (r->deny) { connenv_log("deny", c->pid, &c->info, "") ; _exit(100) ; }
+  if (samehost && r->hasmaxconip && samehost > r->maxconip)
+  {
+    char n[21 + UINT_FMT] = " ip connection limit:" ;
+    n[21 + uint_fmt(n + 21, r->maxconip)] = 0 ;
+    connenv_log("deny", c->pid, &c->info, n, " exceeded") ;
+    _exit(100) ;
+  }
+  if (o->logok) connenv_log("ok", c->pid, &c->info, "") ;
+  if (!connenv_modifiers(&c->modifs, &c->info, o->tcpenv) || !stralloc_catb(&c->modifs, r->env.s, r->env.len))
+    dieu_sys(111, "build the environment") ;
+
+  connenv = merged_environment(&v, r) ;
+  e->ctx = rule_context(dflt, connenv, r, cfg) ;
+  privs_engine_from_env(&e->tls, connenv, o->uid, o->gid) ;
+  privs_engine_check(&e->tls) ;
+  e->clientcert = tlsctx_clientcert(connenv, rule_clientcert(r, o->clientcert)) ;
+  e->deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
+  genalloc_free(char const *, &v) ;
+
+  e->netr = netr ;
+  e->netw = netw ;
+  e->argv = argv ;
+  e->envp = (char const *const *)environ ;
+  e->connmodifs = c->modifs.s ;
+  e->connmodiflen = c->modifs.len ;
+  e->banner = o->banner ;
+  e->appuid = o->uid ;
+  e->appgid = o->gid ;
+  e->handshaketimeout = o->handshaketimeout ;
+  e->idletimeout = o->idletimeout ;
+  e->remotehost = c->info.hasremotehost ? c->info.remotehost : 0 ;
+  e->remoteip = c->info.remoteip[0] ? c->info.remoteip : "unknown" ;
+  e->pid = c->pid ;
+  e->sslenv = o->sslenv ;
+}

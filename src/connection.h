@@ -1,0 +1,68 @@
+/* ISC license. */
+#ifndef CONNECTION_H
+#define CONNECTION_H
+
+#include <sys/types.h>
+#include <openssl/ssl.h>
+#include <skalibs/stralloc.h>
+
+#include "connenv.h"
+#include "engine.h"
+#include "rules.h"
+#include "tlsctx.h"
+
+/*
+ * One connection, from what is known of it to a ready engine description:
+ * the step sslserver's connection process and sslhandoff share. Runs while
+ * the process is still privileged (the rules cdb and the TLS material may
+ * be root's only).
+ */
+
+/* What the program's options say about every connection. */
+typedef struct connection_options_s connection_options ;
+struct connection_options_s
+{
+  char const *rules ;           /* -x, or 0 */
+  unsigned int rulesoptional ;  /* -X: a missing cdb is no error */
+  unsigned int tcpenv ;         /* -e: the TCP* copies too */
+  unsigned int sslenv ;         /* -s/-S */
+  unsigned int logok ;          /* log the "ok" line (sslserver; tcpserver logs its own) */
+  int deferred ;                /* -1: by UCSPITLS, 0: -N, 1: -n */
+  unsigned int clientcert ;     /* TLSCTX_CLIENTCERT_* from -m/-z/-Z */
+  uid_t uid ;                   /* -u, 0 = keep */
+  gid_t gid ;                   /* -g, 0 = keep */
+  char const *banner ;          /* -B, or 0 */
+  unsigned int handshaketimeout ;
+  unsigned int idletimeout ;
+} ;
+
+/* Owns what the engine description points into. */
+typedef struct connection_s connection ;
+struct connection_s
+{
+  conninfo info ;
+  rules_result rules ;
+  stralloc modifs ;             /* the connection's variables, skalibs modifier format */
+  char pid[PID_FMT] ;
+  engine engine ;
+} ;
+#define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .engine = { .ctx = 0 } }
+
+/* Sets c->pid: the connection's pid, for its log lines. */
+extern void connection_init (connection *c) ;
+
+/*
+ * c->info describes the connection. Applies the rules cdb (unreadable:
+ * exit 110; deny: logged, exit 100; a rule's MAXCONIP against samehost,
+ * this client's connections counting this one, when samehost is nonzero),
+ * then builds the connection's environment, its TLS context (dflt unless
+ * the rule sets a TLS variable; with dflt 0 always built from cfg and the
+ * environment), the engine's identity (SSL_UID, SSL_GID, SSL_CHROOT, which
+ * a rule may set too; checked), its client-certificate and TLS modes.
+ * Leaves c->engine ready for engine_run with the network on netr/netw.
+ * Dies with a one-line message on any failure.
+ */
+extern void connection_prepare (connection *c, connection_options const *, SSL_CTX *dflt, tlsctx_config const *cfg,
+                                unsigned int samehost, int netr, int netw, char const *const *argv) ;
+
+#endif
