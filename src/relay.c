@@ -23,7 +23,40 @@ struct ring_s
   char s[RELAY_BUFSIZE] ;
 } ;
 
-static ring n2a, a2n ;
+ /* What a TLS operation (read, write, shutdown) waits for before it can be
+    retried: OpenSSL may need the socket readable or writable for any of
+    them (a write can need a read during a key update, and so on). */
+typedef enum tlswait_e tlswait ;
+enum tlswait_e
+{
+  TLS_READY = 0,
+  TLS_WANTS_READ,
+  TLS_WANTS_WRITE,
+} ;
+
+typedef struct relay_s relay ;
+struct relay_s
+{
+  SSL *ssl ;
+  int netr ;
+  int netw ;
+  int toapp ;
+  int fromapp ;
+  ring n2a ;                    /* network to application */
+  ring a2n ;                    /* application to network */
+  tlswait reading ;
+  tlswait writing ;
+  tlswait shutting ;
+  unsigned int toappfull : 1 ;  /* the application's input pipe is full */
+  unsigned int fromappempty : 1 ; /* nothing to read from the application */
+  unsigned int peerdone : 1 ;   /* the peer's close_notify (or EOF) came */
+  unsigned int appdone : 1 ;    /* the application's output ended */
+  unsigned int toappclosed : 1 ; /* its input is closed: it got EOF or left */
+  unsigned int shutsent : 1 ;   /* our close_notify is out */
+  char const *why ;             /* what failed */
+} ;
+
+static relay rl ;   /* 128 kB of rings: static, not on the stack */
 
 static void ring_tidy (ring *r)
 {
@@ -36,137 +69,194 @@ static void ring_tidy (ring *r)
   }
 }
 
-static int ssl_wait (SSL *ssl, int r, int *wait)
+ /* After a TLS operation returned r <= 0: 1 with *w set if it only has to
+    wait, else 0 with the reason in r->why. */
+static int tls_wait (relay *r, int ret, tlswait *w)
 {
-  switch (SSL_get_error(ssl, r))
+  int e = SSL_get_error(r->ssl, ret) ;
+  switch (e)
   {
-    case SSL_ERROR_WANT_READ : *wait = POLLIN ; return 1 ;
-    case SSL_ERROR_WANT_WRITE : *wait = POLLOUT ; return 1 ;
-    default : return 0 ;
+    case SSL_ERROR_WANT_READ : *w = TLS_WANTS_READ ; return 1 ;
+    case SSL_ERROR_WANT_WRITE : *w = TLS_WANTS_WRITE ; return 1 ;
+    case SSL_ERROR_SYSCALL : r->why = errno ? strerror(errno) : "connection closed" ; return 0 ;
+    default : r->why = log_tlserror() ; return 0 ;
   }
 }
 
-static char const *ssl_reason (SSL *ssl, int r)
+static void close_toapp (relay *r)
 {
-  int e = SSL_get_error(ssl, r) ;
-  if (e == SSL_ERROR_SYSCALL) return errno ? strerror(errno) : "connection closed" ;
-  return log_tlserror() ;
+  fd_close(r->toapp) ;
+  r->toappclosed = 1 ;
+  r->n2a.start = r->n2a.end = 0 ;
+}
+
+ /* The steps of the relay. Each returns 1 if it moved something, 0 if it
+    could not, -1 on an error (r->why says what). */
+
+static int read_network (relay *r)
+{
+  int n ;
+  if (r->peerdone || r->toappclosed || r->reading || r->n2a.end == RELAY_BUFSIZE) return 0 ;
+  ERR_clear_error() ;
+  n = SSL_read(r->ssl, r->n2a.s + r->n2a.end, RELAY_BUFSIZE - r->n2a.end) ;
+  if (n > 0) { r->n2a.end += n ; return 1 ; }
+  if (SSL_get_error(r->ssl, n) == SSL_ERROR_ZERO_RETURN) { r->peerdone = 1 ; return 1 ; }
+  return tls_wait(r, n, &r->reading) ? 0 : -1 ;
+}
+
+static int write_app (relay *r)
+{
+  ssize_t w ;
+  if (r->toappclosed) return 0 ;
+  if (r->n2a.end == r->n2a.start)
+  {
+    if (!r->peerdone) return 0 ;
+    fd_close(r->toapp) ;   /* all delivered: the application's EOF */
+    r->toappclosed = 1 ;
+    return 1 ;
+  }
+  if (r->toappfull) return 0 ;
+  w = write(r->toapp, r->n2a.s + r->n2a.start, r->n2a.end - r->n2a.start) ;
+  if (w > 0) { r->n2a.start += w ; ring_tidy(&r->n2a) ; return 1 ; }
+  if (errno == EAGAIN) { r->toappfull = 1 ; return 0 ; }
+  if (errno == EPIPE) { close_toapp(r) ; return 1 ; }   /* it stopped reading: drop what it would get */
+  if (errno == EINTR) return 0 ;
+  r->why = strerror(errno) ;
+  return -1 ;
+}
+
+static int read_app (relay *r)
+{
+  ssize_t n ;
+  if (r->appdone || r->fromappempty || r->a2n.end == RELAY_BUFSIZE) return 0 ;
+  n = read(r->fromapp, r->a2n.s + r->a2n.end, RELAY_BUFSIZE - r->a2n.end) ;
+  if (n > 0) { r->a2n.end += n ; return 1 ; }
+  if (!n) { r->appdone = 1 ; fd_close(r->fromapp) ; return 1 ; }
+  if (errno == EAGAIN) { r->fromappempty = 1 ; return 0 ; }
+  if (errno == EINTR) return 0 ;
+  r->why = strerror(errno) ;
+  return -1 ;
+}
+
+static int write_network (relay *r)
+{
+  int n ;
+  if (r->writing || r->a2n.end == r->a2n.start) return 0 ;
+  ERR_clear_error() ;
+  n = SSL_write(r->ssl, r->a2n.s + r->a2n.start, r->a2n.end - r->a2n.start) ;
+  if (n > 0) { r->a2n.start += n ; ring_tidy(&r->a2n) ; return 1 ; }
+  return tls_wait(r, n, &r->writing) ? 0 : -1 ;
+}
+
+ /* The application's EOF becomes our close_notify once its bytes are out.
+    If the peer is gone (reset, broken pipe), what the application still
+    reads may be truncated: an error, not an end. */
+static int send_shutdown (relay *r)
+{
+  int n ;
+  if (!r->appdone || r->shutsent || r->shutting || r->a2n.start != r->a2n.end) return 0 ;
+  ERR_clear_error() ;
+  n = SSL_shutdown(r->ssl) ;
+  if (n >= 0) { r->shutsent = 1 ; return 1 ; }
+  return tls_wait(r, n, &r->shutting) ? 0 : -1 ;
+}
+
+ /* Moves bytes until no step can: 1 if anything moved, -1 on an error. */
+static int pump (relay *r)
+{
+  static int (*const steps[])(relay *) = { &read_network, &write_app, &read_app, &write_network, &send_shutdown } ;
+  int moved = 0 ;
+  for (;;)
+  {
+    int m = 0 ;
+    for (unsigned int i = 0 ; i < sizeof(steps) / sizeof(steps[0]) ; i++)
+    {
+      int s = (*steps[i])(r) ;
+      if (s < 0) return -1 ;
+      m |= s ;
+    }
+    if (!m) return moved ;
+    moved = 1 ;
+  }
+}
+
+static short tls_events (tlswait w)
+{
+  return w == TLS_WANTS_READ ? IOPAUSE_READ : w == TLS_WANTS_WRITE ? IOPAUSE_WRITE : 0 ;
+}
+
+ /* Waits for whatever blocks the steps, until deadline. Returns what
+    iopause returned (0: the deadline passed), and clears the waits that the
+    events answer. */
+static int await (relay *r, tain const *deadline)
+{
+  iopause_fd x[4] ;
+  unsigned int n = 0, inet = 4, onet = 4, itoapp = 4, ifromapp = 4 ;
+  short netwev = 0 ;
+  int ret ;
+
+  if (r->reading == TLS_WANTS_READ && !r->peerdone && !r->toappclosed)
+  { inet = n ; x[n].fd = r->netr ; x[n++].events = IOPAUSE_READ ; }
+  if (r->a2n.end > r->a2n.start) netwev |= tls_events(r->writing) ;
+  netwev |= tls_events(r->shutting) ;
+  if (r->reading == TLS_WANTS_WRITE && !r->peerdone) netwev |= IOPAUSE_WRITE ;
+  if (netwev) { onet = n ; x[n].fd = r->netw ; x[n++].events = netwev ; }
+  if (!r->toappclosed)   /* watched even when not full: POLLERR says the application left */
+  { itoapp = n ; x[n].fd = r->toapp ; x[n++].events = r->toappfull ? IOPAUSE_WRITE : 0 ; }
+  if (!r->appdone && r->fromappempty)
+  { ifromapp = n ; x[n].fd = r->fromapp ; x[n++].events = IOPAUSE_READ ; }
+
+  ret = iopause_g(x, n, deadline) ;
+  if (ret <= 0) return ret ;
+  if (inet < n && x[inet].revents) r->reading = TLS_READY ;
+  if (onet < n && x[onet].revents)
+  {
+    short re = x[onet].revents ;
+    int canread = !!(re & (POLLIN | POLLHUP | POLLERR)), canwrite = !!(re & (POLLOUT | POLLHUP | POLLERR)) ;
+    if ((r->writing == TLS_WANTS_READ && canread) || (r->writing == TLS_WANTS_WRITE && canwrite)) r->writing = TLS_READY ;
+    if ((r->shutting == TLS_WANTS_READ && canread) || (r->shutting == TLS_WANTS_WRITE && canwrite)) r->shutting = TLS_READY ;
+    if (r->reading == TLS_WANTS_WRITE && canwrite) r->reading = TLS_READY ;
+  }
+  if (itoapp < n && x[itoapp].revents)
+  {
+    if (x[itoapp].revents & POLLERR) close_toapp(r) ;
+    else if (x[itoapp].revents & POLLOUT) r->toappfull = 0 ;
+  }
+  if (ifromapp < n && x[ifromapp].revents) r->fromappempty = 0 ;
+  return ret ;
 }
 
 int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, char const *first, size_t firstlen, unsigned int idlesecs, char const **why)
 {
-  int neteof = 0, appeof = 0, shutsent = 0, toappclosed = 0 ;
-  int rwait = 0, wwait = 0, swait = 0, toappwait = 0, fromappwait = 0 ;
+  relay *r = &rl ;
   tain deadline ;
   int ret = RELAY_DONE ;
 
-  n2a.start = n2a.end = a2n.start = a2n.end = 0 ;
+  memset(r, 0, sizeof(*r)) ;
+  r->ssl = ssl ; r->netr = netr ; r->netw = netw ; r->toapp = toapp ; r->fromapp = fromapp ;
   if (firstlen > RELAY_BUFSIZE) firstlen = RELAY_BUFSIZE ;
-  if (firstlen) { memcpy(a2n.s, first, firstlen) ; a2n.end = firstlen ; }
+  if (firstlen) { memcpy(r->a2n.s, first, firstlen) ; r->a2n.end = firstlen ; }
   if (ndelay_on(toapp) == -1 || ndelay_on(fromapp) == -1) { *why = strerror(errno) ; ret = RELAY_ERROR ; goto end ; }
   tain_now_g() ;
   if (idlesecs) tain_addsec_g(&deadline, idlesecs) ; else deadline = tain_infinite ;
 
   for (;;)
   {
-    iopause_fd x[4] ;
-    unsigned int n = 0, inet = 4, onet = 4, itoapp = 4, ifromapp = 4 ;
-    int progress = 0, r ;
-
-    for (;;)
-    {
-      int moved = 0 ;
-      if (!neteof && !toappclosed && !rwait && n2a.end < RELAY_BUFSIZE)
-      {
-        ERR_clear_error() ;
-        r = SSL_read(ssl, n2a.s + n2a.end, RELAY_BUFSIZE - n2a.end) ;
-        if (r > 0) { n2a.end += r ; moved = 1 ; }
-        else if (SSL_get_error(ssl, r) == SSL_ERROR_ZERO_RETURN) { neteof = 1 ; moved = 1 ; }
-        else if (!ssl_wait(ssl, r, &rwait)) { *why = ssl_reason(ssl, r) ; ret = RELAY_ERROR ; goto end ; }
-      }
-      if (!toappclosed && !toappwait && n2a.end > n2a.start)
-      {
-        ssize_t w = write(toapp, n2a.s + n2a.start, n2a.end - n2a.start) ;
-        if (w > 0) { n2a.start += w ; moved = 1 ; ring_tidy(&n2a) ; }
-        else if (errno == EAGAIN) toappwait = 1 ;
-        else if (errno == EPIPE) { fd_close(toapp) ; toappclosed = 1 ; n2a.start = n2a.end = 0 ; moved = 1 ; }
-        else if (errno != EINTR) { *why = strerror(errno) ; ret = RELAY_ERROR ; goto end ; }
-      }
-      if (neteof && !toappclosed && n2a.start == n2a.end) { fd_close(toapp) ; toappclosed = 1 ; moved = 1 ; }
-      if (!appeof && !fromappwait && a2n.end < RELAY_BUFSIZE)
-      {
-        ssize_t rr = read(fromapp, a2n.s + a2n.end, RELAY_BUFSIZE - a2n.end) ;
-        if (rr > 0) { a2n.end += rr ; moved = 1 ; }
-        else if (!rr) { appeof = 1 ; fd_close(fromapp) ; moved = 1 ; }
-        else if (errno == EAGAIN) fromappwait = 1 ;
-        else if (errno != EINTR) { *why = strerror(errno) ; ret = RELAY_ERROR ; goto end ; }
-      }
-      if (!wwait && a2n.end > a2n.start)
-      {
-        ERR_clear_error() ;
-        r = SSL_write(ssl, a2n.s + a2n.start, a2n.end - a2n.start) ;
-        if (r > 0) { a2n.start += r ; moved = 1 ; ring_tidy(&a2n) ; }
-        else if (!ssl_wait(ssl, r, &wwait)) { *why = ssl_reason(ssl, r) ; ret = RELAY_ERROR ; goto end ; }
-      }
-      if (appeof && !shutsent && !swait && a2n.start == a2n.end)
-      {
-        ERR_clear_error() ;
-        r = SSL_shutdown(ssl) ;
-        if (r >= 0) { shutsent = 1 ; moved = 1 ; }
-        else if (!ssl_wait(ssl, r, &swait))
-        {
-          /* the peer is gone (reset, broken pipe): what the application
-             still reads may be truncated, so this is an error, not an end */
-          *why = ssl_reason(ssl, r) ; ret = RELAY_ERROR ; goto end ;
-        }
-      }
-      if (!moved) break ;
-      progress = 1 ;
-    }
-
-    if (shutsent && toappclosed) break ;
-    if (progress && idlesecs) tain_addsec_g(&deadline, idlesecs) ;
-
-    if (rwait && !neteof && !toappclosed) { inet = n ; x[n].fd = netr ; x[n++].events = rwait == POLLIN ? IOPAUSE_READ : 0 ; }
-    if ((wwait && a2n.end > a2n.start) || swait || (rwait == POLLOUT && !neteof))
-    {
-      short ev = 0 ;
-      if (wwait == POLLOUT || swait == POLLOUT || rwait == POLLOUT) ev |= IOPAUSE_WRITE ;
-      if (wwait == POLLIN || swait == POLLIN) ev |= IOPAUSE_READ ;
-      onet = n ; x[n].fd = netw ; x[n++].events = ev ;
-    }
-    if (!toappclosed) { itoapp = n ; x[n].fd = toapp ; x[n++].events = toappwait ? IOPAUSE_WRITE : 0 ; }
-    if (!appeof && fromappwait) { ifromapp = n ; x[n].fd = fromapp ; x[n++].events = IOPAUSE_READ ; }
-
-    r = iopause_g(x, n, &deadline) ;
-    if (r == -1)
+    int moved = pump(r), e ;
+    if (moved < 0) { *why = r->why ; ret = RELAY_ERROR ; goto end ; }
+    if (r->shutsent && r->toappclosed) break ;
+    if (moved && idlesecs) tain_addsec_g(&deadline, idlesecs) ;
+    e = await(r, &deadline) ;
+    if (e == -1)
     {
       if (errno == EINTR) continue ;
       *why = strerror(errno) ; ret = RELAY_ERROR ; goto end ;
     }
-    if (!r) { ret = RELAY_TIMEOUT ; goto end ; }
-    if (inet < n && x[inet].revents)
-    {
-      if (rwait == POLLIN) rwait = 0 ;
-    }
-    if (onet < n && x[onet].revents)
-    {
-      short re = x[onet].revents ;
-      int canread = !!(re & (POLLIN | POLLHUP | POLLERR)), canwrite = !!(re & (POLLOUT | POLLHUP | POLLERR)) ;
-      if ((wwait == POLLIN && canread) || (wwait == POLLOUT && canwrite)) wwait = 0 ;
-      if ((swait == POLLIN && canread) || (swait == POLLOUT && canwrite)) swait = 0 ;
-      if (rwait == POLLOUT && canwrite) rwait = 0 ;
-    }
-    if (itoapp < n && x[itoapp].revents)
-    {
-      if (x[itoapp].revents & POLLERR) { fd_close(toapp) ; toappclosed = 1 ; n2a.start = n2a.end = 0 ; }
-      else if (x[itoapp].revents & POLLOUT) toappwait = 0 ;
-    }
-    if (ifromapp < n && x[ifromapp].revents) fromappwait = 0 ;
+    if (!e) { ret = RELAY_TIMEOUT ; goto end ; }
   }
 
  end:
-  if (!toappclosed) fd_close(toapp) ;
-  if (!appeof) fd_close(fromapp) ;
+  if (!r->toappclosed) fd_close(r->toapp) ;
+  if (!r->appdone) fd_close(r->fromapp) ;
   return ret ;
 }
