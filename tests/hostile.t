@@ -48,7 +48,7 @@ def server(opts, app, env=None):
     """sslserver -v with the limits above, running in a scratch directory."""
     e = dict(ENV)
     e.update(env or {})
-    return suite.ServerWith(["-v"] + list(opts), app=app, env=e, preexec_fn=LIMITS, cwd=WORK)
+    return suite.Server(["-v"] + list(opts), app=app, env=e, preexec_fn=LIMITS, cwd=WORK)
 
 
 def count(srv, pattern):

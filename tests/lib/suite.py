@@ -185,26 +185,36 @@ class Pki:
 
 class Server:
     """sslserver (or another program taking host port prog) on 127.0.0.1 and a
-    port the kernel picks, learned from -1."""
+    port the kernel picks, learned from -1. popen_kw: more subprocess.Popen
+    keywords for the server process, e.g. preexec_fn (resource limits set in
+    it before exec; see rlimits()) or cwd."""
 
     def __init__(self, opts=(), app=None, env=None, host="127.0.0.1", program="sslserver",
-                 stdin=None, pass_fds=(), start_timeout=10):
+                 stdin=None, pass_fds=(), start_timeout=10, **popen_kw):
+        app = app or [PYTHON, REPORT]
+        line = self._launch([prog(program), "-1"] + list(opts) + [host, "0"] + list(app), env, stdin, pass_fds,
+                            start_timeout, popen_kw)
+        if line:
+            self.ip, _, p = line.strip().rpartition(" : ")
+            self.port = int(p)
+
+    def _launch(self, args, env, stdin, pass_fds, start_timeout, popen_kw):
+        """Starts args with PATH and env as its environment, stdout a pipe and
+        stderr a file; returns its first stdout line (bounded wait), None if
+        none came."""
         self.dir = tmpdir()
         self.logpath = os.path.join(self.dir, "stderr")
-        app = app or [PYTHON, REPORT]
-        self.args = [prog(program), "-1"] + list(opts) + [host, "0"] + list(app)
+        self.args = list(args)
         e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         e.update(env or {})
         self.env = e
         self.err = open(self.logpath, "wb")
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.err, stdin=stdin,
-                                     env=e, pass_fds=pass_fds)
+                                     env=e, pass_fds=pass_fds, **popen_kw)
         self.port = None
         line = self._readline(start_timeout)
-        if line:
-            self.ip, _, p = line.strip().rpartition(" : ")
-            self.port = int(p)
         atexit.register(self.stop)
+        return line
 
     def _readline(self, timeout):
         buf = b""
@@ -373,26 +383,15 @@ class PortCommand(Server):
     line names the port, read with a bounded wait. stderr goes to a file, as
     with Server; log(), wait_log(), alive(), wait() and stop() are Server's."""
 
-    def __init__(self, args, env=None, stdin=None, pass_fds=(), start_timeout=10):
-        self.dir = tmpdir()
-        self.logpath = os.path.join(self.dir, "stderr")
-        self.args = list(args)
-        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        e.update(env or {})
-        self.env = e
-        self.err = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.err, stdin=stdin,
-                                     env=e, pass_fds=pass_fds)
-        self.port = None
+    def __init__(self, args, env=None, stdin=None, pass_fds=(), start_timeout=10, **popen_kw):
+        line = self._launch(args, env, stdin, pass_fds, start_timeout, popen_kw)
         self.ip = None
-        line = self._readline(start_timeout)
         if line and line.split():
             self.ip, _, p = line.strip().rpartition(" : ")
             try:
                 self.port = int(p.split()[-1])
             except ValueError:
                 self.port = None
-        atexit.register(self.stop)
 
 
 # ---------------------------------------------------------------- added helpers
@@ -704,31 +703,6 @@ class PyTLSServer:
 
 
 # ---------------------------------------------------------------- resource limits, descriptor and memory counts
-
-class ServerWith(Server):
-    """Server, with extra subprocess.Popen keywords for the server process:
-    e.g. preexec_fn (set resource limits in it before exec; see rlimits())
-    or cwd. Everything else is Server's."""
-
-    def __init__(self, opts=(), app=None, env=None, host="127.0.0.1", program="sslserver",
-                 stdin=None, pass_fds=(), start_timeout=10, **popen_kw):
-        self.dir = tmpdir()
-        self.logpath = os.path.join(self.dir, "stderr")
-        app = app or [PYTHON, REPORT]
-        self.args = [prog(program), "-1"] + list(opts) + [host, "0"] + list(app)
-        e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        e.update(env or {})
-        self.env = e
-        self.err = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.err, stdin=stdin,
-                                     env=e, pass_fds=pass_fds, **popen_kw)
-        self.port = None
-        line = self._readline(start_timeout)
-        if line:
-            self.ip, _, p = line.strip().rpartition(" : ")
-            self.port = int(p)
-        atexit.register(self.stop)
-
 
 def rlimits(**limits):
     """A preexec_fn setting resource limits in the child, e.g.
