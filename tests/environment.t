@@ -12,17 +12,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tap import ok, is_, like, unlike, diag  # noqa: E402
+from tap import ok, is_, like, unlike, diag, skip  # noqa: E402
 import suite  # noqa: E402
 
 pki = suite.Pki()
 ca = pki.ca("ca")
 ec = pki.leaf("server-ec", ca, dns=("localhost", "mail.example.org"))
 ENV = {"CERTFILE": ec["pem"], "KEYFILE": ec["key"]}
-
-
-def skip(name, reason):
-    ok(True, "%s # SKIP %s" % (name, reason))
 
 
 def x509(path, *args):

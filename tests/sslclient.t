@@ -19,8 +19,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import tap  # noqa: E402
-from tap import ok, is_, like, unlike, diag  # noqa: E402
+from tap import ok, is_, like, unlike, diag, skip, scenario  # noqa: E402
 import suite  # noqa: E402
 
 HOSTS = ("127.0.0.1 localhost\n"
@@ -33,19 +32,6 @@ APP = os.path.join(suite.BIN, "sslclient-app.py")
 SMTPCLIENT = os.path.join(suite.BIN, "starttls-client.py")
 SMTPD = [suite.PYTHON, os.path.join(suite.TOP, "examples", "starttls-smtpd")]
 WORK = suite.tmpdir()
-
-
-def skip(name, reason):
-    ok(True, "%s # SKIP %s" % (name, reason))
-
-
-def scenario(name, fn):
-    """Runs one group of checks; an exception is a failure, not the end."""
-    try:
-        fn()
-    except Exception:  # noqa: BLE001
-        import traceback
-        ok(False, "%s: ran to completion" % name, traceback.format_exc())
 
 
 # ---------------------------------------------------------------- certificates

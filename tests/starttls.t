@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tap import ok, is_, like, unlike, diag  # noqa: E402
+from tap import ok, is_, like, unlike, diag, scenario  # noqa: E402
 import suite  # noqa: E402
 
 pki = suite.Pki()
@@ -38,15 +38,6 @@ def line(sock, timeout=10):
     except (OSError, ssl.SSLError) as e:
         diag("read: %s" % e)
         return ""
-
-
-def scenario(name, fn):
-    """Runs one group of checks; an exception is a failure, not the end."""
-    try:
-        fn()
-    except Exception:  # noqa: BLE001
-        import traceback
-        ok(False, "%s: ran to completion" % name, traceback.format_exc())
 
 
 def smtp_reply(sock, timeout=10):

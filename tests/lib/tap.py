@@ -51,6 +51,21 @@ def unlike(got, pattern, name):
               "got:      %r\nunwanted: %r" % (got, pattern))
 
 
+def skip(name, reason):
+    """A passing test marked # SKIP: name cannot be checked here, for reason."""
+    ok(True, "%s # SKIP %s" % (name, reason))
+
+
+def scenario(name, fn):
+    """Runs fn, one group of checks; an exception in it is one failing test
+    (with the traceback), not the end of the file."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001
+        import traceback
+        ok(False, "%s: ran to completion" % name, traceback.format_exc())
+
+
 def _finish():
     if _planned is None:
         print("1..%d" % _count, flush=True)
