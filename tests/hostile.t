@@ -51,19 +51,6 @@ def server(opts, app, env=None):
     return suite.Server(["-v"] + list(opts), app=app, env=e, preexec_fn=LIMITS, cwd=WORK)
 
 
-def count(srv, pattern):
-    return len(re.findall(pattern, srv.log(), re.M))
-
-
-def pids(srv):
-    return [int(p) for p in re.findall(r"^sslserver: pid (\d+) from ", srv.log(), re.M)]
-
-
-def end_status(srv, pid, timeout=10):
-    m = srv.wait_log(r"^sslserver: end %d status (\d+)$" % pid, timeout)
-    return int(m.group(1)) if m else None
-
-
 def strict(port, timeout=10):
     """A verified TLS client on which an EOF without close_notify is an
     error (SSLEOFError), so a clean close and a cut one can be told apart."""
@@ -205,7 +192,7 @@ left = N
 accepted_all = None
 deadline = time.monotonic() + suite.patience(60)
 while left and time.monotonic() < deadline:
-    if accepted_all is None and count(srv, r"^sslserver: pid \d+ from ") >= N:
+    if accepted_all is None and suite.log_count(srv, r"^sslserver: pid \d+ from ") >= N:
         accepted_all = time.monotonic()
     for key, _ in sel.select(timeout=1):
         c = key.data
@@ -239,11 +226,11 @@ ok(m.get("ok") and sum(1 for c in silent if c["closed"] is None or c["closed"] >
    "flood: ... while silent connections were still being held (served meanwhile, not after the flood)")
 ok(real.get("late", {}).get("ok"), "flood: a real client arriving with every slot taken is served once -T frees one",
    real.get("late"))
-ok(suite.wait_until(lambda: count(srv, r"^sslserver: end \d+ status ") >= N + 2, 20),
-   "flood: an end line for every connection (%d)" % count(srv, r"^sslserver: end \d+ status "))
-is_(count(srv, r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: \d+: timed out$"), N,
+ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status ") >= N + 2, 20),
+   "flood: an end line for every connection (%d)" % suite.log_count(srv, r"^sslserver: end \d+ status "))
+is_(suite.log_count(srv, r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: \d+: timed out$"), N,
     "flood: one 'unable to accept TLS ... timed out' line per silent connection")
-is_(count(srv, r"^sslserver: end \d+ status 28416$"), N, "flood: every silent connection ended with exit 111")
+is_(suite.log_count(srv, r"^sslserver: end \d+ status 28416$"), N, "flood: every silent connection ended with exit 111")
 ok(no_children(srv, 20), "flood: no child (engine, program or zombie) left under sslserver", suite.children_of(srv.proc.pid))
 ok(suite.wait_until(lambda: (re.findall(r"^sslserver: status: (\d+/\d+)$", srv.log(), re.M) or [None])[-1] == "0/%d" % N),
    "flood: the last status line is 0/%d" % N)
@@ -266,14 +253,14 @@ ok(len(hello) > 100 and hello[0] == 0x16, "a real ClientHello to cut short (%d b
 def misbehave(action):
     """Connects, waits until the server's connection process has logged its
     "ok" line, runs action(sock); returns (pid, end status, error reason, seconds)."""
-    n = count(srv, r"^sslserver: ok ")
+    n = suite.log_count(srv, r"^sslserver: ok ")
     t0 = time.monotonic()
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10))
-    suite.wait_until(lambda: count(srv, r"^sslserver: ok ") > n, 10)
-    p = pids(srv)[-1]
+    suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: ok ") > n, 10)
+    p = suite.pids(srv)[-1]
     action(s)
-    st = end_status(srv, p, 15)
-    m = re.search(r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: %d: (.*)$" % p, srv.log(), re.M)
+    st = suite.end_status(srv, p, 15)
+    m = re.search(r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: %s: (.*)$" % p, srv.log(), re.M)
     return p, st, m.group(1) if m else None, time.monotonic() - t0
 
 
@@ -365,9 +352,9 @@ for i in range(3):
 holder.sendall(b"quit\n")
 suite.read_all(holder)
 holder.close()
-ok(suite.wait_until(lambda: count(srv, r"^sslserver: end \d+ status ") >= 4, 15),
+ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status ") >= 4, 15),
    "reset in the backlog: the 3 reset connections are accepted once the slot frees, and end promptly")
-is_(count(srv, r"^sslserver: pid \d+ from 127\.0\.0\.1$"), 4, "reset in the backlog: each is logged as 'pid N from 127.0.0.1'")
+is_(suite.log_count(srv, r"^sslserver: pid \d+ from 127\.0\.0\.1$"), 4, "reset in the backlog: each is logged as 'pid N from 127.0.0.1'")
 unlike(srv.log(), r"^sslserver: fatal: ", "reset in the backlog: a client's reset is not logged as 'fatal' (without an address)")
 ok(served(srv.port), "reset in the backlog: the server keeps serving")
 srv.stop()
@@ -412,8 +399,8 @@ for app, name in ((["cat"], "cat"), (["head", "-n", "1"], "head -n 1")):
         rest, how = ending(s, 20)
     s.close()
     ok(rest == b"" and how == "close_notify", "1 MB line via %s: the session ends with a close_notify (%s)" % (name, how))
-    p = pids(srv)
-    is_(end_status(srv, p[0]) if p else None, 0, "1 MB line via %s: end line, status 0" % name)
+    p = suite.pids(srv)
+    is_(suite.end_status(srv, p[0]) if p else None, 0, "1 MB line via %s: end line, status 0" % name)
     srv.stop()
 
 # ======================================================================
@@ -426,8 +413,8 @@ s.sendall(b"go\n")
 rest, how = ending(s)
 s.close()
 ok(b"survived" not in rest and how in ("close_notify", "eof"), "crash: the connection ends (%s)" % how)
-p = pids(srv)
-st = end_status(srv, p[0]) if p else None
+p = suite.pids(srv)
+st = suite.end_status(srv, p[0]) if p else None
 is_(st, (128 + signal.SIGSEGV) << 8, "crash: the end line shows the status: exit 139 = 128+SIGSEGV (raw %r)" % st)
 ok(no_children(srv), "crash: nothing left behind", suite.children_of(srv.proc.pid))
 ok(not os.path.exists(os.path.join(WORK, "core")), "crash: no core file (RLIMIT_CORE 0 in the server)")
@@ -463,8 +450,8 @@ reset_seen = "Reset" in state.get("error", "") or "Broken pipe" in state.get("er
 ok(how in ("close_notify", "reset") or how == "eof" and reset_seen,
    "early exit: then the session ends (%s; the writer: %s)" % (how, state.get("error") or "all sent"))
 s.close()
-p = pids(srv)
-is_(end_status(srv, p[0]) if p else None, 3 << 8, "early exit: end line shows the program's exit code 3")
+p = suite.pids(srv)
+is_(suite.end_status(srv, p[0]) if p else None, 3 << 8, "early exit: end line shows the program's exit code 3")
 ok(no_children(srv), "early exit: nothing left behind", suite.children_of(srv.proc.pid))
 srv.stop()
 
@@ -483,8 +470,8 @@ except (OSError, ssl.SSLError) as e:
 s.close()
 ok(sent is True, "stdout closed early: the client can still send, then close", sent)
 ok(srv.wait_log(r"^app read 33 bytes after closing stdout$"), "stdout closed early: the program read all 33 bytes sent after its stdout closed")
-p = pids(srv)
-is_(end_status(srv, p[0]) if p else None, 0, "stdout closed early: end line, status 0")
+p = suite.pids(srv)
+is_(suite.end_status(srv, p[0]) if p else None, 0, "stdout closed early: end line, status 0")
 srv.stop()
 
 # ======================================================================
@@ -499,7 +486,7 @@ for direction, app in (("server sending", "echo $$; exec yes"),
     srv = server([], ["sh", "-c", app])
     s = strict(srv.port)
     apppid = int(suite.read_line(s).strip() or 0)
-    p = pids(srv)
+    p = suite.pids(srv)
     p = p[0] if p else 0
     if direction == "server sending":
         ok(s.recv(65536).startswith(b"y"), "vanish (%s): data is flowing" % direction)
@@ -533,10 +520,10 @@ for direction, app in (("server sending", "echo $$; exec yes"),
             told = "%s" % e
         ok(told is True, "vanish (%s): the program was still waiting when the peer vanished, and now closes its stdout" % direction, told)
     t0 = time.monotonic()
-    st = end_status(srv, p, 15)
+    st = suite.end_status(srv, p, 15)
     took, (limit, how) = time.monotonic() - t0, suite.bound(10)
     ok(st is not None and took < limit, "vanish (%s): the connection ends, no hang (%.2fs; %s)" % (direction, took, how))
-    m = re.search(r"^sslserver: error: \(111\) unable to speak TLS with: 127\.0\.0\.1 for pid: %d: (.*)$" % p, srv.log(), re.M)
+    m = re.search(r"^sslserver: error: \(111\) unable to speak TLS with: 127\.0\.0\.1 for pid: %s: (.*)$" % p, srv.log(), re.M)
     ok(m, "vanish (%s): the engine logs an error line" % direction, srv.log())
     like(m.group(1) if m else None, r"^(Connection reset by peer|Broken pipe)$", "vanish (%s): it names the reset" % direction)
     ok(st not in (None, 0), "vanish (%s): a session cut by the network does not end with status 0 (%r)" % (direction, st))
@@ -579,7 +566,7 @@ def load(n, limit):
 
 
 def settled(n):
-    return suite.wait_until(lambda: count(srv, r"^sslserver: end \d+ status ") >= n and not suite.children_of(main), 20)
+    return suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status ") >= n and not suite.children_of(main), 20)
 
 
 t0 = time.monotonic()
@@ -601,7 +588,7 @@ is_(good, TOTAL, "soak: all %d connections completed a handshake and a clean clo
     " what the warm-up's %.0f connections/s predict)" % (TOTAL, elapsed, limit, warm_rate))
 ok(not errors, "soak: no client error", errors)
 ok(settled(WARM + TOTAL), "soak: every connection logged its end and was reaped")
-is_(count(srv, r"^sslserver: end \d+ status 0$"), WARM + TOTAL, "soak: every end line says status 0")
+is_(suite.log_count(srv, r"^sslserver: end \d+ status 0$"), WARM + TOTAL, "soak: every end line says status 0")
 ok(not suite.zombies_of(main) and not suite.children_of(main), "soak: no zombie, no child left")
 fd1, rss1 = suite.fd_count(main), suite.vm_rss_kb(main)
 is_(fd1, fd0, "soak: the main process's open descriptors did not grow (%r -> %r)" % (fd0, fd1))
@@ -657,7 +644,7 @@ for i in range(50):
 is_(progressed, 50, "SIGHUP storm: after each of 50 SIGHUPs, more sessions completed (%d in all)" % tally["done"])
 is_(tally["failed"], [], "SIGHUP storm: no session failed")
 ok(srv.alive(), "SIGHUP storm: sslserver survived")
-n = count(srv, r"^sslserver: reloaded TLS material$")
+n = suite.log_count(srv, r"^sslserver: reloaded TLS material$")
 ok(n >= 1, "SIGHUP storm: the reloads were logged (%d)" % n)
 unlike(srv.log(), r"^sslserver: (warning|fatal|error)", "SIGHUP storm: no warning or error logged")
 long.sendall(b"still here\n")

@@ -32,10 +32,6 @@ def der(crt):
     return ssl.PEM_cert_to_DER_cert(open(crt).read())
 
 
-def count(srv, pattern):
-    return len(re.findall(pattern, srv.log(), re.M))
-
-
 def finish(s):
     try:
         s.sendall(b"quit\n")
@@ -74,7 +70,7 @@ t = threading.Thread(target=third_client, daemon=True)
 t.start()
 early = suite.wait_until(lambda: "report" in third or "error" in third, 1.5, scaled=False)
 ok(not early, "-c 2: a third concurrent client gets no report while two are served", third)
-is_(count(srv, r"^sslserver: pid \d+ from "), 2, "-c 2: the third connection was not accepted")
+is_(suite.log_count(srv, r"^sslserver: pid \d+ from "), 2, "-c 2: the third connection was not accepted")
 closed_at = time.monotonic()
 finish(a)
 t.join(suite.patience(15))
@@ -89,7 +85,7 @@ like(log, r"^sslserver: status: 1/2$", "-c 2: 'status: 1/2' logged when one ende
 finish(b)
 if third.get("sock"):
     finish(third["sock"])
-ok(suite.wait_until(lambda: count(srv, r"^sslserver: end \d+ status 0$") == 3), "-c 2: three 'end PID status 0' lines")
+ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status 0$") == 3), "-c 2: three 'end PID status 0' lines")
 ok(srv.wait_log(r"^sslserver: status: 0/2\n(?![\s\S]*status: [12]/2)"), "-c 2: back to 'status: 0/2'")
 srv.stop()
 
@@ -134,7 +130,7 @@ for i in range(N):
         suite.read_all(s)
 is_(len(engines), N, "%d sequential sessions served" % N)
 ok(seen_child, "while a session runs, its connection process shows as a child of sslserver (so the zombie check sees children)")
-ok(suite.wait_until(lambda: count(srv, r"^sslserver: end \d+ status") >= N), "%d end lines logged" % N)
+ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status") >= N), "%d end lines logged" % N)
 ends = re.findall(r"^sslserver: end (\d+) status (\d+)$", srv.log(), re.M)
 is_(sorted(p for p, st in ends), sorted(engines), "one end line per connection, with the connection process's real pid")
 is_(sorted(set(st for p, st in ends)), ["0"], "every end line says status 0")
@@ -174,17 +170,17 @@ is_(c, der(leaf1["crt"]), "SIGHUP with a broken CERTFILE: ... with the old certi
 
 shutil.copy(leaf2["key"], keyfile)
 shutil.copy(leaf2["pem"], certfile)
-nreload = count(srv, r"reloaded")
+nreload = suite.log_count(srv, r"reloaded")
 srv.signal(signal.SIGHUP)
-ok(suite.wait_until(lambda: count(srv, r"^sslserver: reloaded TLS material$") > nreload), "SIGHUP with a new certificate: reload logged")
+ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: reloaded TLS material$") > nreload), "SIGHUP with a new certificate: reload logged")
 c, rep = peer_cert()
 is_(c, der(leaf2["crt"]), "SIGHUP with a new certificate: new sessions get the new certificate")
 is_((rep or {}).get("env", {}).get("SSL_SERVER_S_DN_CN"), "server-two", "SIGHUP: SSL_SERVER_S_DN_CN follows the new certificate")
 
 shutil.copy(leaf1["pem"], certfile)  # the key no longer matches
-nwarn = count(srv, r"^sslserver: warning: ")
+nwarn = suite.log_count(srv, r"^sslserver: warning: ")
 srv.signal(signal.SIGHUP)
-ok(suite.wait_until(lambda: count(srv, r"^sslserver: warning: ") > nwarn), "SIGHUP with a key that does not match: a warning")
+ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: warning: ") > nwarn), "SIGHUP with a key that does not match: a warning")
 c, rep = peer_cert()
 is_(c, der(leaf2["crt"]), "SIGHUP with a key that does not match: the previous certificate is kept")
 ok(srv.alive(), "sslserver survived three SIGHUPs")

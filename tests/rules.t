@@ -126,19 +126,10 @@ def refused(port, src, hello=True, timeout=10):
         return data
 
 
-def pids_from(srv, src, prog="sslserver"):
-    return re.findall(r"^%s: pid (\d+) from %s$" % (prog, re.escape(src)), srv.log(), re.M)
-
-
 def new_pid(srv, src, before, prog="sslserver"):
     """The pid of the connection from src logged after the first `before` ones."""
-    p = suite.wait_until(lambda: len(pids_from(srv, src, prog)) > before and pids_from(srv, src, prog), 10)
+    p = suite.wait_until(lambda: len(suite.pids(srv, prog, src)) > before and suite.pids(srv, prog, src), 10)
     return p[before] if p else "none"
-
-
-def end_status(srv, pid, prog="sslserver", timeout=10):
-    m = srv.wait_log(r"^%s: end %s status (\d+)$" % (prog, pid), timeout)
-    return int(m.group(1)) if m else None
 
 
 def no_crash(srv, name):
@@ -215,7 +206,7 @@ is_(refused(srv.port, "127.0.0.3", hello=False), b"", "deny, silent client: plai
 pid = new_pid(srv, "127.0.0.3", 0)
 ok(srv.wait_log(r"^sslserver: deny %s :127\.0\.0\.1:%d :127\.0\.0\.3::\d+$" % (pid, srv.port)),
    "deny: 'sslserver: deny PID ...' logged with -v", srv.log())
-is_(end_status(srv, pid), 25600, "deny: end status 25600 (exit 100)")
+is_(suite.end_status(srv, pid), 25600, "deny: end status 25600 (exit 100)")
 is_(refused(srv.port, "127.0.0.3"), b"", "deny, client sends a ClientHello: no ServerHello, just the close")
 is_(refused(srv.port, "127.0.0.4"), b"", "deny with variables after it: still nothing sent")
 unlike(srv.log(), r"^sslserver: (ok|tls) ", "deny: no ok or tls line")
@@ -523,7 +514,7 @@ def close_and_wait(srv, conns):
     pids = [c.rep["ppid"] for c in conns if c.rep]
     for c in conns:
         c.close()
-    return len(pids) == len(conns) and all(end_status(srv, p) is not None for p in pids)
+    return len(pids) == len(conns) and all(suite.end_status(srv, p) is not None for p in pids)
 
 
 srv = suite.Server(["-v", "-H", "-R"], env=dict(ENV, MAXCONIP="2"))
@@ -558,12 +549,12 @@ for builder, _ in BUILDERS:
 
     def refused_by_rule(what):
         """A connection from C closed without TLS, and its process reaped."""
-        before = len(pids_from(srv, C))
+        before = len(suite.pids(srv, src=C))
         is_(refused(srv.port, C), b"", "%s: rule MAXCONIP: %s: closed without TLS" % (b, what))
         pid = new_pid(srv, C, before)
         ok(srv.wait_log(r"^sslserver: deny %s :127\.0\.0\.1:\d+ :127\.0\.31\.1::\d+ ip connection limit:1 exceeded$" % pid),
            "%s: rule MAXCONIP: %s: the refusal is logged" % (b, what))
-        is_(end_status(srv, pid), 25600, "%s: rule MAXCONIP: %s: that connection exits 100" % (b, what))
+        is_(suite.end_status(srv, pid), 25600, "%s: rule MAXCONIP: %s: that connection exits 100" % (b, what))
 
     refused_by_rule("the second connection")
     e1, e2 = Conn(srv.port, E), Conn(srv.port, E)
@@ -597,7 +588,7 @@ srv = suite.Server(["-v", "-H", "-R", "-x", missing], env=ENV)
 for i in range(2):
     is_(refused(srv.port, "127.0.41.1"), b"", "missing cdb (%d): connection closed without TLS" % i)
     pid = new_pid(srv, "127.0.41.1", i)
-    is_(end_status(srv, pid), 28160, "missing cdb (%d): the connection exits 110" % i)
+    is_(suite.end_status(srv, pid), 28160, "missing cdb (%d): the connection exits 110" % i)
     is_(len(re.findall(r"^sslserver: fatal: \(110\) unable to read \S*missing\.cdb: .*$", srv.log(), re.M)), i + 1,
         "missing cdb (%d): one 'unable to read' line naming the file" % i)
 ok(srv.alive(), "missing cdb: the server keeps running")
@@ -635,7 +626,7 @@ for name, content in CORRUPT:
         got = refused(s.port, src)
         is_(got, b"", "%s%s: connection closed without TLS" % (name, label))
         pid = new_pid(s, src, 0)
-        is_(end_status(s, pid), 28160, "%s%s: the connection exits 110, no crash" % (name, label))
+        is_(suite.end_status(s, pid), 28160, "%s%s: the connection exits 110, no crash" % (name, label))
         is_(len(re.findall(r"^sslserver: fatal: \(110\) unable to read \S*bad\.cdb: .*$", s.log(), re.M)),
             len(re.findall(r"^sslserver: pid \d+ from", s.log(), re.M)) - (1 if s is srv else 0),
             "%s%s: one 'unable to read' line for it" % (name, label))
@@ -654,7 +645,7 @@ for builder, _ in BUILDERS:
         continue
     is_(refused(srv.port, "127.0.50.1"), b"", "%s: sslhandoff deny rule: closed without TLS" % b)
     pid = new_pid(srv, "127.0.50.1", 0, "tcpserver")
-    is_(end_status(srv, pid, "tcpserver"), 25600, "%s: sslhandoff deny: exit 100 as tcpserver sees it" % b)
+    is_(suite.end_status(srv, pid, prog="tcpserver"), 25600, "%s: sslhandoff deny: exit 100 as tcpserver sees it" % b)
     like(srv.log(), r"^sslhandoff: deny \d+ .*127\.0\.50\.1", "%s: sslhandoff logs the deny" % b)
     env = visit(srv.port, "127.0.50.2") or {}
     is_((env.get("WHICH"), env.get("PROTO")), ("handoff", "XYZ"), "%s: sslhandoff env rule reaches the program and overrides PROTO" % b)

@@ -43,17 +43,8 @@ def tcpserver(handoff_opts, app, env=ENV, tcp_opts=()):
     return srv
 
 
-def pids(srv):
-    return re.findall(r"^tcpserver: pid (\d+) from 127\.0\.0\.1$", srv.log(), re.M)
-
-
-def end_status(srv, pid, timeout=10):
-    m = srv.wait_log(r"^tcpserver: end %s status (\d+)$" % pid, timeout)
-    return int(m.group(1)) if m else None
-
-
 def last_pid(srv):
-    p = suite.wait_until(lambda: pids(srv), 10)
+    p = suite.wait_until(lambda: suite.pids(srv, "tcpserver", "127.0.0.1"), 10)
     return p[-1] if p else "?"
 
 
@@ -108,7 +99,7 @@ def t00():
     pid = last_pid(srv)
     lm = srv.wait_log(r"^sslhandoff: tls (\d+) accept (TLSv1\.3):(\S+)$")
     is_(lm.groups() if lm else None, (pid, version, cipher), "log: 'sslhandoff: tls PID accept TLSv1.3:CIPHER' with tcpserver's pid")
-    is_(end_status(srv, pid), 0, "log: tcpserver end PID status 0")
+    is_(suite.end_status(srv, pid, prog="tcpserver"), 0, "log: tcpserver end PID status 0")
     srv.stop()
 
 
@@ -127,7 +118,7 @@ def t01():
         rep = None
         diag(str(e))
     ok(rep, "exit 7: program ran")
-    is_(end_status(srv, last_pid(srv)), 1792, "exit 7: tcpserver logs end status 1792")
+    is_(suite.end_status(srv, last_pid(srv), prog="tcpserver"), 1792, "exit 7: tcpserver logs end status 1792")
     srv.stop()
 
 
@@ -142,7 +133,7 @@ def t02():
     pid = last_pid(srv)
     lm = srv.wait_log(r"^sslhandoff: tls (\d+) accept TLSv1\.3:(\S+)$")
     is_(lm.groups() if lm else None, (pid, cipher), "-n: log 'sslhandoff: tls PID accept TLSv1.3:CIPHER'")
-    is_(end_status(srv, pid), 0, "-n: tcpserver end PID status 0")
+    is_(suite.end_status(srv, pid, prog="tcpserver"), 0, "-n: tcpserver end PID status 0")
     srv.stop()
 
     srv = tcpserver(["-v"], SMTPD, env=dict(ENV, UCSPITLS=""))
@@ -212,7 +203,7 @@ def t03():
             "ucspitls-app: fds 0 and 1 are the client's socket before TLS")
         is_([(st["desc"].get(f) or {}).get("kind") for f in ("3", "4", "5")], ["socket", "pipe", "pipe"],
             "ucspitls-app: fd 3 a socket, 4 and 5 pipes")
-    is_(end_status(srv, last_pid(srv)), 0, "ucspitls-app: tcpserver end PID status 0")
+    is_(suite.end_status(srv, last_pid(srv), prog="tcpserver"), 0, "ucspitls-app: tcpserver end PID status 0")
     srv.stop()
 
 
@@ -229,7 +220,7 @@ def t04():
         line(raw)
         is_(suite.read_all(raw), b"", "bad command byte: connection closed")
     ok(srv.wait_log(r"^sslhandoff: .*protocol error"), "bad command byte: protocol error logged")
-    is_(end_status(srv, last_pid(srv)), 25600, "bad command byte: tcpserver end status 25600")
+    is_(suite.end_status(srv, last_pid(srv), prog="tcpserver"), 25600, "bad command byte: tcpserver end status 25600")
     srv.stop()
 
 
@@ -243,7 +234,7 @@ def t05():
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(suite.read_all(raw), b"", "no CERTFILE: connection closed with nothing sent")
     pid = last_pid(srv)
-    is_(end_status(srv, pid), 28416, "no CERTFILE: tcpserver end status 28416 (exit 111)")
+    is_(suite.end_status(srv, pid, prog="tcpserver"), 28416, "no CERTFILE: tcpserver end status 28416 (exit 111)")
     lines = [l for l in srv.log().splitlines() if l.startswith("sslhandoff:")]
     is_(len(lines), 1, "no CERTFILE: one line from sslhandoff")
     like(lines[0] if lines else "", r"^sslhandoff: fatal: \(111\) \S", "no CERTFILE: 'sslhandoff: fatal: (111) ...'")

@@ -52,16 +52,6 @@ def smtp_reply(sock, timeout=10):
             return lines
 
 
-def end_status(srv, pid, timeout=10):
-    """The W of 'sslserver: end PID status W' (bounded wait), or None."""
-    m = srv.wait_log(r"^sslserver: end %s status (\d+)$" % pid, timeout)
-    return int(m.group(1)) if m else None
-
-
-def conn_pids(srv):
-    return re.findall(r"^sslserver: pid (\d+) from ", srv.log(), re.M)
-
-
 def read_report(path, key=None, timeout=10):
     """The app's JSON report, once it holds key (bounded wait)."""
     def get():
@@ -126,12 +116,12 @@ def t00():
     like(out, r"^250-SSL_SESSION_ID=[0-9a-f]+\r?$", "s_client: XSSL shows SSL_SESSION_ID in hex")
     like(out, r"^250-SSL_SERVER_S_DN=/C=DE/O=sslsuite tests/CN=server\r?$", "s_client: XSSL shows the server's own certificate")
     like(out, r"^221 ", "s_client: QUIT answered inside TLS")
-    pids = conn_pids(srv)
+    pids = suite.pids(srv)
     lm = srv.wait_log(r"^sslserver: tls (\d+) accept TLSv1\.3:(\S+)$")
     ok(lm and pids and lm.group(1) == pids[0], "log: 'sslserver: tls PID accept TLSv1.3:CIPHER' for the connection's pid",
        srv.log())
     is_(lm.group(2) if lm else None, m.group(1) if m else "?", "log: the logged cipher is the one in SSL_CIPHER")
-    is_(end_status(srv, pids[0] if pids else "?"), 0, "log: end PID status 0")
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "log: end PID status 0")
 
 
 scenario('openssl s_client -starttls smtp', t00)
@@ -288,8 +278,8 @@ def t04():
         is_(env.get("PROTO"), "SSL", "env: PROTO=SSL in deferred mode")
     is_([k for k in st["envnames"] if k.startswith(("KEYFILE", "CERTFILE"))], [],
         "env: KEYFILE and CERTFILE removed in deferred mode")
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 0, "Y/nul: end PID status 0")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "Y/nul: end PID status 0")
     srv.stop()
 
 
@@ -312,8 +302,8 @@ def t05():
         if s:
             is_(ctl.get("vars", {}).get("SSL_CIPHER"), s.cipher()[0], "Y/eof: block's SSL_CIPHER is the negotiated cipher")
             echo_check(s, "Y/eof")
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 0, "Y/eof: end PID status 0")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "Y/eof: end PID status 0")
     srv.stop()
 
 
@@ -364,8 +354,8 @@ def t_leave():
         clear_greeting(raw)
         raw.shutdown(socket.SHUT_WR)
         is_(suite.read_all(raw, timeout=10), b"", "client leaves in clear: connection closed")
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 0, "client leaves in clear: the program's exit 0 is the connection's")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "client leaves in clear: the program's exit 0 is the connection's")
     unlike(srv.log(), r"tls \d+ accept|error", "client leaves in clear: no TLS, no error logged")
     srv.stop()
 
@@ -386,8 +376,8 @@ def t08():
         took, (limit, how) = time.monotonic() - t0, suite.bound(9)
         ok(rest == b"" and took < limit, "bad byte: connection closed (%.1fs; %s)" % (took, how), repr(rest))
     ok(srv.wait_log(r"^sslserver: .*protocol error.*0x78"), "bad byte: protocol error logged", srv.log())
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 25600, "bad byte: connection exits 100 (status 25600)")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 25600, "bad byte: connection exits 100 (status 25600)")
     srv.stop()
 
 
@@ -403,8 +393,8 @@ def t09():
         raw.sendall(b"QUIT\r\n")
         is_(clear_greeting(raw), "221 bye", "no STARTTLS: program answers in clear")
         is_(suite.read_all(raw, timeout=10), b"", "no STARTTLS: connection closed when the program exits")
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 1792, "no STARTTLS: program's exit 7 is the connection's (status 1792)")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 1792, "no STARTTLS: program's exit 7 is the connection's (status 1792)")
     unlike(srv.log(), r"tls \d+ accept", "no STARTTLS: no TLS accept logged")
     srv.stop()
 
@@ -429,8 +419,8 @@ def t10():
     ctl = rep["control"] if rep else {}
     is_((ctl.get("result"), ctl.get("bytes")), ("EOF without block", ""), "bad handshake: the program saw EOF without a block")
     ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1"), "bad handshake: failure logged")
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 28416, "bad handshake: connection exits 111 (status 28416)")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 28416, "bad handshake: connection exits 111 (status 28416)")
     srv.stop()
 
     # Plaintext the client sends before its ClientHello is not skipped: the
@@ -545,8 +535,8 @@ def t12():
         if s:
             echo_check(s, "-w 2 chatty")
     unlike(srv.log(), r"timed out", "-w 2: no timeout logged for the chatty client")
-    pids = conn_pids(srv)
-    is_(end_status(srv, pids[0] if pids else "?"), 0, "-w 2 chatty: end PID status 0")
+    pids = suite.pids(srv)
+    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "-w 2 chatty: end PID status 0")
     srv.stop()
 
 

@@ -4,6 +4,7 @@ synchronisation: every wait polls a condition with a deadline."""
 import atexit
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -274,6 +275,27 @@ def start_failure(opts=(), env=None, app=("true",), host="127.0.0.1", port="0", 
     except subprocess.TimeoutExpired:
         return None, "did not exit"
     return r.returncode, r.stderr.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- what a server logged
+
+def log_count(srv, pattern):
+    """How many lines of srv's log match pattern (^ and $ match at each line)."""
+    return len(re.findall(pattern, srv.log(), re.M))
+
+
+def pids(srv, prog="sslserver", src=None):
+    """The connection pids in srv's log ("PROG: pid PID from ..."), as
+    strings, oldest first; with src, only those from that address."""
+    tail = re.escape(src) + "$" if src else ""
+    return re.findall(r"^%s: pid (\d+) from %s" % (prog, tail), srv.log(), re.M)
+
+
+def end_status(srv, pid, timeout=10, prog="sslserver"):
+    """The wait status W of "PROG: end PID status W" in srv's log, once it
+    is there (bounded wait), or None."""
+    m = srv.wait_log(r"^%s: end %s status (\d+)$" % (prog, pid), timeout)
+    return int(m.group(1)) if m else None
 
 
 # ---------------------------------------------------------------- clients
