@@ -5,7 +5,6 @@
 # refused before the program runs (exit 110); CCAFILE=- turns the request
 # off; -m without CAFILE/CADIR does not start.
 import hashlib
-import json
 import os
 import re
 import ssl
@@ -75,23 +74,13 @@ def brief(rep):
     return rep
 
 
-def json_line(out):
-    for line in out.splitlines():
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
-    return None
-
-
 def serial_of(crt):
     r = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", crt], check=True, capture_output=True)
     return str(int(r.stdout.decode().strip().split("=", 1)[1], 16))
 
 
 def der_sha256(crt):
-    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(open(crt).read())).hexdigest()
+    return hashlib.sha256(suite.der(crt)).hexdigest()
 
 
 # ---------------------------------------------------------------- -m
@@ -100,7 +89,7 @@ ok(srv.port, "-m with CAFILE: server started")
 
 for version in ("1.3", "1.2"):
     rep, status, pid, started = attempt(srv, lambda: py_client(srv, good, version))
-    env = rep["env"] if isinstance(rep, dict) else {}
+    env = suite.env_of(rep)
     ok(isinstance(rep, dict), "-m TLSv%s: a good client certificate is accepted" % version, brief(rep))
     is_(status, "0", "-m TLSv%s: connection ends with status 0" % version)
     is_(env.get("SSL_CLIENT_VERIFY"), "SUCCESS", "-m TLSv%s: SSL_CLIENT_VERIFY=SUCCESS" % version)
@@ -135,28 +124,28 @@ for version in ("1.3", "1.2"):
 # openssl s_client with -cert/-key.
 args = ["-CAfile", ca["crt"], "-servername", "localhost", "-quiet"]
 (rc, out, err), status, pid, started = attempt(srv, lambda: suite.s_client(srv.port, args + ["-cert", good["crt"], "-key", good["key"]], input=b"quit\n"))
-rep = json_line(out)
+rep = suite.json_line(out)
 ok(rep is not None, "s_client with the good certificate: program started")
 is_((rep or {}).get("env", {}).get("SSL_CLIENT_VERIFY"), "SUCCESS", "s_client good certificate: SSL_CLIENT_VERIFY=SUCCESS")
 is_((rep or {}).get("env", {}).get("SSL_PEER_CERT_HASH"), "SHA256:" + der_sha256(good["crt"]), "s_client good certificate: SSL_PEER_CERT_HASH")
 is_(status, "0", "s_client good certificate: status 0")
 
 (rc, out, err), status, pid, started = attempt(srv, lambda: suite.s_client(srv.port, args + ["-cert", stranger["crt"], "-key", stranger["key"]], input=b"quit\n"))
-ok(json_line(out) is None and not started, "s_client, certificate from another CA: program never started", out)
+ok(suite.json_line(out) is None and not started, "s_client, certificate from another CA: program never started", out)
 is_(status, "28160", "s_client, certificate from another CA: exit 110")
 (rc, out, err), status, pid, started = attempt(srv, lambda: suite.s_client(srv.port, args + ["-tls1_2", "-cert", stranger["crt"], "-key", stranger["key"]], input=b"quit\n"))
 ok(rc != 0, "s_client -tls1_2, certificate from another CA: the handshake fails", err)
-ok(json_line(out) is None and not started, "s_client -tls1_2, certificate from another CA: program never started")
+ok(suite.json_line(out) is None and not started, "s_client -tls1_2, certificate from another CA: program never started")
 is_(status, "28160", "s_client -tls1_2, certificate from another CA: exit 110")
 (rc, out, err), status, pid, started = attempt(srv, lambda: suite.s_client(srv.port, args, input=b"quit\n"))
-ok(json_line(out) is None and not started, "s_client without a certificate: program never started", out)
+ok(suite.json_line(out) is None and not started, "s_client without a certificate: program never started", out)
 is_(status, "28160", "s_client without a certificate: exit 110")
 
 # gnutls-cli, once.
 (rc, out, err), status, pid, started = attempt(srv, lambda: suite.gnutls_cli(
     srv.port, ["--x509cafile", ca["crt"], "--verify-hostname", "localhost", "--sni-hostname", "localhost",
                "--x509certfile", good["crt"], "--x509keyfile", good["key"]], input=b"quit\n"))
-rep = json_line(out)
+rep = suite.json_line(out)
 ok(rep is not None, "gnutls-cli with the good certificate: program started", out + err)
 is_((rep or {}).get("env", {}).get("SSL_CLIENT_S_DN_CN"), "client-good", "gnutls-cli: SSL_CLIENT_S_DN_CN")
 is_((rep or {}).get("env", {}).get("SSL_CLIENT_VERIFY"), "SUCCESS", "gnutls-cli: SSL_CLIENT_VERIFY=SUCCESS")
@@ -166,7 +155,7 @@ srv.stop()
 srv = suite.Server(["-v", "-z"], env=dict(BASE, CAFILE=clientca["crt"]), app=APP)
 ok(srv.port, "-z with CAFILE: server started")
 rep, status, pid, started = attempt(srv, lambda: py_client(srv, hostok))
-env = rep["env"] if isinstance(rep, dict) else {}
+env = suite.env_of(rep)
 ok(isinstance(rep, dict), "-z: a certificate for DNS:localhost, the client's reverse-DNS name, is accepted", brief(rep))
 is_(env.get("SSLREMOTEHOST"), "localhost", "-z: SSLREMOTEHOST=localhost")
 is_(env.get("SSL_CLIENT_VERIFY"), "SUCCESS", "-z: SSL_CLIENT_VERIFY=SUCCESS")
@@ -202,7 +191,7 @@ inter = pki.ca("clientinter", issuer=clientca)
 chained = pki.leaf("client-chained", inter, dns=(), client=True, chain=(inter,))
 srv = suite.Server(["-v", "-m"], env=dict(BASE, CAFILE=clientca["crt"]), app=APP)
 rep, status, pid, started = attempt(srv, lambda: py_client(srv, {"crt": chained["pem"], "key": chained["key"]}))
-env = rep["env"] if isinstance(rep, dict) else {}
+env = suite.env_of(rep)
 ok(isinstance(rep, dict), "-m: a client certificate under an intermediate the client sends is accepted", brief(rep))
 is_(env.get("SSL_CLIENT_I_DN"), "/O=sslsuite tests/CN=clientinter", "chain: SSL_CLIENT_I_DN is the intermediate")
 is_((env.get("SSL_CLIENT_CERT") or "").strip(), open(chained["crt"]).read().strip(), "chain: SSL_CLIENT_CERT is the leaf")

@@ -4,7 +4,6 @@
 # mod_ssl SSL_* variables (session and the server's own certificate) by
 # default and none with -S, unknown values unset rather than empty; IPv6 and
 # dual-stack addresses; the -B banner sent first, through TLS.
-import json
 import os
 import socket
 import ssl
@@ -44,17 +43,13 @@ def session(srv, ctx, sni="localhost", host="127.0.0.1", family=None):
     return rep, view
 
 
-def env_of(rep):
-    return rep["env"] if rep else {}
-
-
 ctx = suite.client_context(ca["crt"])
 
 # ---------------------------------------------------------------- defaults
 srv = suite.Server(["-v", "-l", "mail.example.org"], env=ENV)
 ok(srv.port, "server started")
 rep, view = session(srv, ctx)
-env = env_of(rep)
+env = suite.env_of(rep)
 ok(rep is not None, "default: program started and reported")
 is_(env.get("PROTO"), "SSL", "PROTO=SSL")
 is_(env.get("SSLLOCALIP"), view["peername"][0], "SSLLOCALIP is the client's getpeername() address")
@@ -117,14 +112,14 @@ is_((env.get("SSL_SERVER_CERT") or "").strip(), open(ec["crt"]).read().strip(), 
 
 # A second session: a fresh session id.
 rep2, _ = session(srv, ctx)
-ok(env_of(rep2).get("SSL_SESSION_ID") and env_of(rep2).get("SSL_SESSION_ID") != env.get("SSL_SESSION_ID"),
+ok(suite.env_of(rep2).get("SSL_SESSION_ID") and suite.env_of(rep2).get("SSL_SESSION_ID") != env.get("SSL_SESSION_ID"),
    "SSL_SESSION_ID differs between two sessions")
 
 # TLS 1.2 with a chosen cipher, and no SNI at all.
 ctx12 = suite.client_context(ca["crt"], "1.2")
 ctx12.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
 rep, view = session(srv, ctx12)
-env = env_of(rep)
+env = suite.env_of(rep)
 is_(env.get("SSL_PROTOCOL"), "TLSv1.2", "TLS 1.2: SSL_PROTOCOL=TLSv1.2")
 is_(env.get("SSL_CIPHER"), "ECDHE-ECDSA-AES128-GCM-SHA256", "TLS 1.2: SSL_CIPHER is the cipher the client chose")
 is_(view["cipher"][0], env.get("SSL_CIPHER"), "TLS 1.2: the client agrees on the cipher")
@@ -132,24 +127,20 @@ is_((env.get("SSL_CIPHER_USEKEYSIZE"), env.get("SSL_CIPHER_ALGKEYSIZE")), ("128"
 
 nosni = suite.client_context(verify=False)
 rep, view = session(srv, nosni, sni=None)
-env = env_of(rep)
+env = suite.env_of(rep)
 ok(rep is not None, "no SNI: program started")
 ok("SSL_TLS_SNI" not in env, "no SNI: SSL_TLS_SNI unset", repr(env.get("SSL_TLS_SNI")))
 ok("SSL_TLS_SNI_SERVERNAME" not in env, "no SNI: SSL_TLS_SNI_SERVERNAME unset", repr(env.get("SSL_TLS_SNI_SERVERNAME")))
 
 rep, view = session(srv, ctx, sni="mail.example.org")
-is_(env_of(rep).get("SSL_TLS_SNI"), "mail.example.org", "SNI mail.example.org: SSL_TLS_SNI")
-is_(env_of(rep).get("SSL_TLS_SNI_SERVERNAME"), "mail.example.org", "SNI mail.example.org: SSL_TLS_SNI_SERVERNAME")
+is_(suite.env_of(rep).get("SSL_TLS_SNI"), "mail.example.org", "SNI mail.example.org: SSL_TLS_SNI")
+is_(suite.env_of(rep).get("SSL_TLS_SNI_SERVERNAME"), "mail.example.org", "SNI mail.example.org: SSL_TLS_SNI_SERVERNAME")
 
 # openssl s_client with TLS 1.3 ChaCha20: the cipher it reports is the program's SSL_CIPHER.
 rc, out, err = suite.s_client(srv.port, ["-brief", "-CAfile", ca["crt"], "-servername", "localhost",
                                          "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"], input=b"quit\n")
-rep = None
-for line in out.splitlines():
-    if line.startswith("{"):
-        rep = json.loads(line)
-        break
-env = env_of(rep)
+rep = suite.json_line(out)
+env = suite.env_of(rep)
 like(err, r"Ciphersuite: TLS_CHACHA20_POLY1305_SHA256", "s_client negotiated TLS_CHACHA20_POLY1305_SHA256")
 is_(env.get("SSL_CIPHER"), "TLS_CHACHA20_POLY1305_SHA256", "s_client: SSL_CIPHER is the suite it negotiated")
 is_((env.get("SSL_CIPHER_USEKEYSIZE"), env.get("SSL_CIPHER_ALGKEYSIZE")), ("256", "256"), "ChaCha20: USEKEYSIZE and ALGKEYSIZE 256")
@@ -159,7 +150,7 @@ srv.stop()
 # ---------------------------------------------------------------- -H, -e, -E, -S
 srv = suite.Server(["-H"], env=ENV)
 rep, view = session(srv, ctx)
-env = env_of(rep)
+env = suite.env_of(rep)
 ok(rep is not None, "-H: program started")
 ok("SSLREMOTEHOST" not in env, "-H: SSLREMOTEHOST unset, not empty", repr(env.get("SSLREMOTEHOST")))
 ok("SSLLOCALHOST" not in env, "-H without -l: SSLLOCALHOST unset, not empty", repr(env.get("SSLLOCALHOST")))
@@ -167,7 +158,7 @@ srv.stop()
 
 srv = suite.Server(["-e"], env=ENV)
 rep, view = session(srv, ctx)
-env = env_of(rep)
+env = suite.env_of(rep)
 ok(rep is not None, "-e: program started")
 for k in ("LOCALIP", "LOCALPORT", "LOCALHOST", "REMOTEIP", "REMOTEPORT", "REMOTEHOST"):
     ok(env.get("TCP" + k) is not None and env.get("TCP" + k) == env.get("SSL" + k),
@@ -181,12 +172,12 @@ srv.stop()
 
 srv = suite.Server(["-e", "-E"], env=ENV)
 rep, view = session(srv, ctx)
-is_(sorted(k for k in env_of(rep) if k.startswith("TCP")), [], "-e then -E: no TCP* variables")
+is_(sorted(k for k in suite.env_of(rep) if k.startswith("TCP")), [], "-e then -E: no TCP* variables")
 srv.stop()
 
 srv = suite.Server(["-S"], env=ENV)
 rep, view = session(srv, ctx)
-env = env_of(rep)
+env = suite.env_of(rep)
 ok(rep is not None, "-S: program started")
 is_(sorted(k for k in env if k.startswith("SSL_")), [], "-S: no SSL_* variables")
 is_(env.get("SSLREMOTEIP"), view["sockname"][0], "-S: the SSL* connection variables are still there")
@@ -194,7 +185,7 @@ srv.stop()
 
 srv = suite.Server(["-S", "-s"], env=ENV)
 rep, view = session(srv, ctx)
-is_(env_of(rep).get("SSL_PROTOCOL"), view["version"], "-S then -s: SSL_* back")
+is_(suite.env_of(rep).get("SSL_PROTOCOL"), view["version"], "-S then -s: SSL_* back")
 srv.stop()
 
 # ---------------------------------------------------------------- RSA, self-signed, big serial
@@ -206,7 +197,7 @@ subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-ke
                check=True, capture_output=True)
 srv = suite.Server([], env={"CERTFILE": rsacrt, "KEYFILE": rsakey})
 rep, view = session(srv, suite.client_context(rsacrt))
-env = env_of(rep)
+env = suite.env_of(rep)
 ok(rep is not None, "RSA self-signed: program started")
 serial = int(x509(rsacrt, "-serial").split("=", 1)[1], 16)
 ok(serial > 2 ** 64, "RSA self-signed: a serial wider than 64 bits (%d bits)" % serial.bit_length())
@@ -238,7 +229,7 @@ if v6 is True:
     srv = suite.Server([], env=ENV, host="::1")
     ok(srv.port, "IPv6 server on ::1 started")
     rep, view = session(srv, ctx, host="::1", family=socket.AF_INET6)
-    env = env_of(rep)
+    env = suite.env_of(rep)
     is_(env.get("SSLREMOTEIP"), "::1", "IPv6: SSLREMOTEIP=::1")
     is_(env.get("SSLLOCALIP"), "::1", "IPv6: SSLLOCALIP=::1")
     is_(env.get("SSLREMOTEPORT"), str(view["sockname"][1]), "IPv6: SSLREMOTEPORT is the client's port")
@@ -248,13 +239,13 @@ if v6 is True:
     srv = suite.Server([], env=ENV, host=":0")
     ok(srv.port, "dual-stack server (:0) started")
     rep, view = session(srv, ctx, host="127.0.0.1")
-    env = env_of(rep)
+    env = suite.env_of(rep)
     is_(env.get("SSLREMOTEIP"), "127.0.0.1", "dual stack over IPv4: SSLREMOTEIP is dotted 127.0.0.1, not ::ffff:127.0.0.1")
     is_(env.get("SSLLOCALIP"), "127.0.0.1", "dual stack over IPv4: SSLLOCALIP is dotted 127.0.0.1")
     is_(env.get("SSLREMOTEPORT"), str(view["sockname"][1]), "dual stack over IPv4: SSLREMOTEPORT")
     is_(env.get("SSLREMOTEHOST"), "localhost", "dual stack over IPv4: reverse DNS works on the mapped address")
     rep, view = session(srv, ctx, host="::1", family=socket.AF_INET6)
-    is_(env_of(rep).get("SSLREMOTEIP"), "::1", "dual stack over IPv6: SSLREMOTEIP=::1")
+    is_(suite.env_of(rep).get("SSLREMOTEIP"), "::1", "dual stack over IPv6: SSLREMOTEIP=::1")
     srv.stop()
 else:
     for name in ("IPv6 server on ::1", "IPv6 SSLREMOTEIP=::1", "dual-stack server", "dual stack: v4-mapped peer shown dotted"):

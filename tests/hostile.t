@@ -93,20 +93,6 @@ def served(port, line=b"ping"):
         return False
 
 
-def client_hello():
-    """A real ClientHello (TLS 1.3 and 1.2 offered), as Python's ssl sends it."""
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = c.wrap_bio(inc, out, server_hostname="localhost")
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
-
-
 def reset(sock):
     """Closes with SO_LINGER 0: the kernel sends a RST, not a FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -246,7 +232,7 @@ srv.stop()
 marker = os.path.join(WORK, "started")
 AT_ONCE, AT_ONCE_HOW = suite.bound(10)
 srv = server(["-T", str(int(2 * AT_ONCE))], ["sh", "-c", "echo run >> %s; echo started" % marker])
-hello = client_hello()
+hello = suite.client_hello()
 ok(len(hello) > 100 and hello[0] == 0x16, "a real ClientHello to cut short (%d bytes)" % len(hello))
 
 

@@ -28,10 +28,6 @@ ENV = {"CERTFILE": leaf1["pem"], "KEYFILE": leaf1["key"]}
 ctx = suite.client_context(ca["crt"])
 
 
-def der(crt):
-    return ssl.PEM_cert_to_DER_cert(open(crt).read())
-
-
 def finish(s):
     try:
         s.sendall(b"quit\n")
@@ -157,7 +153,7 @@ def peer_cert():
 
 
 c, rep = peer_cert()
-is_(c, der(leaf1["crt"]), "SIGHUP: before, the first certificate is served")
+is_(c, suite.der(leaf1["crt"]), "SIGHUP: before, the first certificate is served")
 with open(certfile, "w") as f:
     f.write("garbage, not a certificate\n")
 srv.signal(signal.SIGHUP)
@@ -166,7 +162,7 @@ like(srv.log(), r"^sslserver: warning: [^\n]*%s" % re.escape(certfile), "SIGHUP 
 ok(srv.alive(), "SIGHUP with a broken CERTFILE: sslserver keeps running")
 c, rep = peer_cert()
 ok(rep is not None, "SIGHUP with a broken CERTFILE: new sessions are still served")
-is_(c, der(leaf1["crt"]), "SIGHUP with a broken CERTFILE: ... with the old certificate")
+is_(c, suite.der(leaf1["crt"]), "SIGHUP with a broken CERTFILE: ... with the old certificate")
 
 shutil.copy(leaf2["key"], keyfile)
 shutil.copy(leaf2["pem"], certfile)
@@ -174,7 +170,7 @@ nreload = suite.log_count(srv, r"reloaded")
 srv.signal(signal.SIGHUP)
 ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: reloaded TLS material$") > nreload), "SIGHUP with a new certificate: reload logged")
 c, rep = peer_cert()
-is_(c, der(leaf2["crt"]), "SIGHUP with a new certificate: new sessions get the new certificate")
+is_(c, suite.der(leaf2["crt"]), "SIGHUP with a new certificate: new sessions get the new certificate")
 is_((rep or {}).get("env", {}).get("SSL_SERVER_S_DN_CN"), "server-two", "SIGHUP: SSL_SERVER_S_DN_CN follows the new certificate")
 
 shutil.copy(leaf1["pem"], certfile)  # the key no longer matches
@@ -182,7 +178,7 @@ nwarn = suite.log_count(srv, r"^sslserver: warning: ")
 srv.signal(signal.SIGHUP)
 ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: warning: ") > nwarn), "SIGHUP with a key that does not match: a warning")
 c, rep = peer_cert()
-is_(c, der(leaf2["crt"]), "SIGHUP with a key that does not match: the previous certificate is kept")
+is_(c, suite.der(leaf2["crt"]), "SIGHUP with a key that does not match: the previous certificate is kept")
 ok(srv.alive(), "sslserver survived three SIGHUPs")
 srv.stop()
 

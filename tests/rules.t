@@ -87,20 +87,7 @@ def visit(port, src, **kw):
     return env
 
 
-def client_hello():
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    c.check_hostname = False
-    c.verify_mode = ssl.CERT_NONE
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    o = c.wrap_bio(inc, out, server_hostname="localhost")
-    try:
-        o.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return out.read()
-
-
-HELLO = client_hello()
+HELLO = suite.client_hello()
 
 
 def refused(port, src, hello=True, timeout=10):

@@ -66,10 +66,6 @@ with open(badpass, "w") as f:
     f.write("wrong " + PASS + "\n")
 
 
-def der(crt):
-    return subprocess.run(["openssl", "x509", "-in", crt, "-outform", "DER"], check=True, capture_output=True).stdout
-
-
 def spki(crt):
     """The DER SubjectPublicKeyInfo (what HPKP-style and DANE 3 1 1 pins digest)."""
     pem = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-pubkey"], check=True, capture_output=True).stdout
@@ -152,10 +148,6 @@ def refused(name, res, reason, code=110):
     like(err, reason, "%s: the reason is given" % name)
 
 
-def env_of(res):
-    return res[2]["env"] if res[2] else {}
-
-
 # ---------------------------------------------------------------- openssl s_server: verification
 
 def s_server(cert, extra=(), name="openssl s_server"):
@@ -189,7 +181,7 @@ def t_intermediate():
     srv = s_server(viaint, ["-cert_chain", inter["crt"]], "s_server sending leaf + intermediate")
     res = attempt(["-s", "-a", ca["crt"]], "localhost", srv.port)
     accepted("intermediate chain, only the root trusted", res, "olleh\n")
-    env = env_of(res)
+    env = suite.env_of(res[2])
     is_(env.get("SSL_SERVER_I_DN"), "/O=sslsuite tests/CN=inter", "intermediate: SSL_SERVER_I_DN names the intermediate")
     is_((env.get("SSL_SERVER_CERT_CHAIN_0") or "").strip(), pem(inter["crt"]),
         "intermediate: SSL_SERVER_CERT_CHAIN_0 is the intermediate's PEM")
@@ -240,10 +232,10 @@ def t_sni_openssl():
                    "s_server choosing its certificate by SNI")
     res = attempt(["-s", "-a", ca["crt"]], "localhost", srv.port)
     accepted("s_server SNI: name localhost gets the DNS:localhost certificate", res, "olleh\n")
-    is_(env_of(res).get("SSL_SERVER_S_DN"), subject(good["crt"]), "s_server SNI: the certificate chosen by the name sent")
+    is_(suite.env_of(res[2]).get("SSL_SERVER_S_DN"), subject(good["crt"]), "s_server SNI: the certificate chosen by the name sent")
     res = attempt(["-s", "-a", ca["crt"]], "127.0.0.1", srv.port)
     accepted("s_server SNI: IP literal sends none, gets the IP SAN certificate", res, "olleh\n")
-    is_(env_of(res).get("SSL_SERVER_S_DN"), subject(ipsan["crt"]), "s_server SNI: the default certificate without SNI")
+    is_(suite.env_of(res[2]).get("SSL_SERVER_S_DN"), subject(ipsan["crt"]), "s_server SNI: the default certificate without SNI")
     srv.stop()
 
 
@@ -266,9 +258,9 @@ def t_expired_unknown_selfsigned():
 
 def t_pins():
     srv = s_server(good)
-    certpin = hashlib.sha256(der(good["crt"])).hexdigest()
+    certpin = hashlib.sha256(suite.der(good["crt"])).hexdigest()
     keypin = hashlib.sha256(spki(good["crt"])).hexdigest()
-    otherpin = hashlib.sha256(der(stranger["crt"])).hexdigest()
+    otherpin = hashlib.sha256(suite.der(stranger["crt"])).hexdigest()
     res = attempt(["-F", "sha256:" + certpin], "localhost", srv.port)
     accepted("-F sha256 of the certificate (no -a)", res, "olleh\n")
     colons = ":".join(certpin[i:i + 2] for i in range(0, 64, 2)).upper()
@@ -321,20 +313,20 @@ def t_versions_env():
         srv = s_server(good, ["-tls1_2" if ver == "1.2" else "-tls1_3"], "s_server TLS %s only" % ver)
         res = attempt(["-s", "-a", ca["crt"]], "localhost", srv.port)
         accepted("TLS %s only server" % ver, res, "olleh\n")
-        env = env_of(res)
+        env = suite.env_of(res[2])
         is_(env.get("SSL_PROTOCOL"), "TLSv" + ver, "TLS %s: -s: SSL_PROTOCOL" % ver)
         if ver == "1.3":
             is_(env.get("SSL_SERVER_S_DN"), subject(good["crt"]), "-s: SSL_SERVER_S_DN is the server's subject")
             is_(env.get("SSL_SERVER_I_DN"), subject(good["crt"], "-issuer"), "-s: SSL_SERVER_I_DN is its issuer")
             is_((env.get("SSL_SERVER_CERT") or "").strip(), pem(good["crt"]), "-s: SSL_SERVER_CERT is the server's PEM")
             is_(env.get("SSL_SERVER_SAN_DNS_0"), "localhost", "-s: SSL_SERVER_SAN_DNS_0")
-            is_(env.get("SSL_PEER_CERT_HASH"), "SHA256:" + hashlib.sha256(der(good["crt"])).hexdigest(),
+            is_(env.get("SSL_PEER_CERT_HASH"), "SHA256:" + hashlib.sha256(suite.der(good["crt"])).hexdigest(),
                 "-s: SSL_PEER_CERT_HASH (s6 name) is the certificate's SHA-256")
             is_(env.get("SSL_TLS_SNI"), "localhost", "-s: SSL_TLS_SNI is the name sent")
             ok(env and not [k for k in env if k.startswith("SSL_CLIENT_")], "-s without -c: no SSL_CLIENT_* variables")
             is_(env.get("PROTO"), "SSL", "PROTO=SSL")
             res = attempt(["-a", ca["crt"]], "localhost", srv.port)
-            env = env_of(res)
+            env = suite.env_of(res[2])
             ok(env and not [k for k in env if k.startswith("SSL_")], "without -s: no SSL_* variables",
                sorted(k for k in env if k.startswith("SSL_")))
         srv.stop()
@@ -434,13 +426,13 @@ def t_gnutls():
     ok(gs.port, "gnutls-serv started", gs.log())
     res = attempt(["-s", "-a", ca["crt"]], "localhost", gs.port)
     accepted(names[0], res, "hello\n")
-    is_(env_of(res).get("SSL_SERVER_I_DN"), "/O=sslsuite tests/CN=inter", "gnutls-serv: the intermediate is the issuer")
+    is_(suite.env_of(res[2]).get("SSL_SERVER_I_DN"), "/O=sslsuite tests/CN=inter", "gnutls-serv: the intermediate is the issuer")
     gs.stop()
     for ver, name in (("1.2", names[1]), ("1.3", names[2])):
         gs = suite.GnutlsServer(base + ["--priority", "NORMAL:-VERS-ALL:+VERS-TLS%s" % ver])
         res = attempt(["-s", "-a", ca["crt"]], "localhost", gs.port)
         accepted(name, res, "hello\n")
-        is_(env_of(res).get("SSL_PROTOCOL"), "TLSv" + ver, "%s: SSL_PROTOCOL" % name)
+        is_(suite.env_of(res[2]).get("SSL_PROTOCOL"), "TLSv" + ver, "%s: SSL_PROTOCOL" % name)
         gs.stop()
     gs = suite.GnutlsServer(["--echo", "-a", "--x509certfile", wrongname["pem"], "--x509keyfile", wrongname["key"]])
     res = attempt(["-a", ca["crt"]], "localhost", gs.port)
@@ -461,7 +453,7 @@ def t_environment():
         res = attempt(opts, "localhost", srv.port)
         tag = "-e" if tcp else "without -e"
         accepted("sslserver %s" % tag, res)
-        env = env_of(res)
+        env = suite.env_of(res[2])
         try:
             server = json.loads(res[2]["got"])["env"] if res[2] else {}
         except ValueError:

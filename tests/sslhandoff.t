@@ -4,7 +4,6 @@
 # in the environment or from a tcprules cdb, -N overriding it) with real
 # STARTTLS peers, the UCSPI-TLS descriptors, log lines, the exit status as
 # tcpserver sees it, and a start-up error.
-import json
 import os
 import re
 import socket
@@ -24,15 +23,6 @@ SMTPD = [suite.PYTHON, os.path.join(suite.TOP, "examples", "starttls-smtpd")]
 APP = os.path.join(suite.BIN, "ucspitls-app.py")
 HANDOFF = suite.prog("sslhandoff")
 ctx = suite.client_context(ca["crt"])
-
-
-def line(sock, timeout=10):
-    """One line (bounded); "" on EOF, timeout or error."""
-    try:
-        return suite.read_line(sock, timeout)
-    except (OSError, ssl.SSLError) as e:
-        diag("read: %s" % e)
-        return ""
 
 
 def tcpserver(handoff_opts, app, env=ENV, tcp_opts=()):
@@ -74,13 +64,13 @@ def t00():
             version, cipher = s.version(), s.cipher()[0]
             rep = suite.report_of(s)
             s.sendall(b"ping\n")
-            is_(line(s), "echo: ping\n", "immediate: bytes go both ways")
+            is_(suite.line(s), "echo: ping\n", "immediate: bytes go both ways")
             s.sendall(b"quit\n")
             is_(suite.read_all(s), b"", "immediate: session ends cleanly")
     except (ssl.SSLError, OSError) as e:
         rep, mine, version, cipher = None, ("?", 0), None, None
         ok(False, "immediate: verified handshake", str(e))
-    env = rep["env"] if rep else {}
+    env = suite.env_of(rep)
     is_(env.get("SSL_PROTOCOL"), version, "immediate: SSL_PROTOCOL is the negotiated version")
     is_(env.get("SSL_CIPHER"), cipher, "immediate: SSL_CIPHER is the negotiated cipher")
     ok(len([k for k in env if k.startswith("SSL_")]) >= 10, "immediate: SSL_* variables present")
@@ -157,7 +147,7 @@ def t02():
     except (ssl.SSLError, OSError) as e:
         rep = None
         diag(str(e))
-    env = rep["env"] if rep else {}
+    env = suite.env_of(rep)
     ok(env.get("SSL_PROTOCOL") and "SSLCTLFD" not in env, "-N with UCSPITLS set: immediate TLS")
     srv.stop()
 
@@ -173,25 +163,24 @@ def t03():
     srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path, "Y", "nul"])
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         mine = list(raw.getsockname()[:2])
-        is_(line(raw), "220 ucspitls-app ready\r\n", "ucspitls-app: greeting in clear")
+        is_(suite.line(raw), "220 ucspitls-app ready\r\n", "ucspitls-app: greeting in clear")
         raw.sendall(b"STARTTLS\r\n")
-        is_(line(raw), "220 go\r\n", "ucspitls-app: STARTTLS")
+        is_(suite.line(raw), "220 go\r\n", "ucspitls-app: STARTTLS")
         try:
             s = ctx.wrap_socket(raw, server_hostname="localhost")
         except (ssl.SSLError, OSError) as e:
             s = None
             diag(str(e))
         ok(s, "ucspitls-app: verified handshake after STARTTLS")
-        rep = suite.wait_until(lambda: (lambda r: r if r and "control" in r else None)(
-            json.load(open(path)) if os.path.exists(path) else None), 10)
+        rep = suite.read_report(path, "control")
         ctl = rep["control"] if rep else {}
         is_((ctl.get("result"), ctl.get("then")), ("block", "eof"), "ucspitls-app: whole block, then EOF")
         if s:
             is_(ctl.get("vars", {}).get("SSL_CIPHER"), s.cipher()[0], "ucspitls-app: block's SSL_CIPHER is the negotiated one")
             s.sendall(b"hi\r\n")
-            is_(line(s), "tls: hi\r\n", "ucspitls-app: reached through TLS")
+            is_(suite.line(s), "tls: hi\r\n", "ucspitls-app: reached through TLS")
             s.sendall(b"QUIT\r\n")
-            line(s)
+            suite.line(s)
             is_(suite.read_all(s), b"", "ucspitls-app: session ends")
         st = rep["start"] if rep else {"env": {}, "fds": [], "desc": {}}
         is_([st["env"].get(k) for k in ("SSLCTLFD", "SSLREADFD", "SSLWRITEFD")], ["3", "4", "5"],
@@ -215,9 +204,9 @@ def t04():
     global srv, path
     srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path + ".x", "x", "eof"])
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
-        line(raw)
+        suite.line(raw)
         raw.sendall(b"STARTTLS\r\n")
-        line(raw)
+        suite.line(raw)
         is_(suite.read_all(raw), b"", "bad command byte: connection closed")
     ok(srv.wait_log(r"^sslhandoff: .*protocol error"), "bad command byte: protocol error logged")
     is_(suite.end_status(srv, last_pid(srv), prog="tcpserver"), 25600, "bad command byte: tcpserver end status 25600")

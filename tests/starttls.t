@@ -30,38 +30,16 @@ APP = os.path.join(suite.BIN, "ucspitls-app.py")
 ctx = suite.client_context(ca["crt"])
 
 
-def line(sock, timeout=10):
-    """One line (bounded); "" on EOF, timeout or error, so that a failure is
-    reported as such and the next check still runs."""
-    try:
-        return suite.read_line(sock, timeout)
-    except (OSError, ssl.SSLError) as e:
-        diag("read: %s" % e)
-        return ""
-
-
 def smtp_reply(sock, timeout=10):
     """One (possibly multi-line) SMTP reply as a list of lines."""
     lines = []
     while True:
-        got = line(sock, timeout)
+        got = suite.line(sock, timeout)
         if not got:
             return lines
         lines.append(got.rstrip("\r\n"))
         if len(got) < 4 or got[3] != "-":
             return lines
-
-
-def read_report(path, key=None, timeout=10):
-    """The app's JSON report, once it holds key (bounded wait)."""
-    def get():
-        try:
-            with open(path) as f:
-                r = json.load(f)
-        except (OSError, ValueError):
-            return None
-        return r if key is None or key in r else None
-    return suite.wait_until(get, timeout)
 
 
 def app_server(command, reader, opts=(), code=None):
@@ -74,13 +52,13 @@ def app_server(command, reader, opts=(), code=None):
 
 
 def clear_greeting(raw):
-    return line(raw).rstrip("\r\n")
+    return suite.line(raw).rstrip("\r\n")
 
 
 def starttls(raw, context=ctx):
     """STARTTLS on the app's line protocol; returns the TLS socket or the error."""
     raw.sendall(b"STARTTLS\r\n")
-    go = line(raw).rstrip("\r\n")
+    go = suite.line(raw).rstrip("\r\n")
     if go != "220 go":
         return None, "no 220 go: %r" % go
     try:
@@ -92,9 +70,9 @@ def starttls(raw, context=ctx):
 
 def echo_check(s, name):
     s.sendall(b"hello inside tls\r\n")
-    is_(line(s), "tls: hello inside tls\r\n", "%s: application reached through TLS on its new fds" % name)
+    is_(suite.line(s), "tls: hello inside tls\r\n", "%s: application reached through TLS on its new fds" % name)
     s.sendall(b"QUIT\r\n")
-    is_(line(s), "tls: QUIT\r\n", "%s: QUIT echoed" % name)
+    is_(suite.line(s), "tls: QUIT\r\n", "%s: QUIT echoed" % name)
     is_(suite.read_all(s), b"", "%s: session ends when the application exits" % name)
 
 
@@ -181,13 +159,13 @@ scenario('Python smtplib', t02)
 # ---------------------------------------------------------------- mode selection
 def mode_deferred(srv, name):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
-        got = line(raw)
+        got = suite.line(raw)
         try:
             rep = json.loads(got)
         except ValueError:
             rep = None
         ok(rep is not None, "%s: the program talks in clear at once (deferred)" % name, repr(got))
-        env = rep["env"] if rep else {}
+        env = suite.env_of(rep)
         ok("SSL_PROTOCOL" not in env, "%s: no SSL_PROTOCOL before TLS" % name)
         is_((env.get("SSLCTLFD"), env.get("SSLREADFD"), env.get("SSLWRITEFD")), ("3", "4", "5"),
             "%s: SSLCTLFD=3 SSLREADFD=4 SSLWRITEFD=5" % name)
@@ -204,7 +182,7 @@ def mode_immediate(srv, name):
     except (ssl.SSLError, OSError) as e:
         rep = None
         diag(str(e))
-    env = rep["env"] if rep else {}
+    env = suite.env_of(rep)
     ok(env.get("SSL_PROTOCOL", "").startswith("TLSv"), "%s: immediate TLS, program sees SSL_PROTOCOL" % name)
     ok(rep and not any(k in env for k in ("SSLCTLFD", "SSLREADFD", "SSLWRITEFD")),
        "%s: no UCSPI-TLS descriptors announced" % name)
@@ -251,7 +229,7 @@ def t04():
         is_(clear_greeting(raw), "250 clear: EHLO x", "Y/nul: the program reads fd 0 and writes fd 1 in clear")
         s, why = starttls(raw)
         ok(s, "Y/nul: handshake after STARTTLS", why)
-        rep = read_report(path, "control")
+        rep = suite.read_report(path, "control")
         ctl = rep["control"] if rep else {}
         is_(ctl.get("result"), "block", "Y/nul: the program got a complete SSL_* block")
         is_(ctl.get("then"), "eof", "Y/nul: the control socket reaches EOF after the block")
@@ -294,7 +272,7 @@ def t05():
         clear_greeting(raw)
         s, why = starttls(raw)
         ok(s, "Y/eof: handshake after STARTTLS", why)
-        rep = read_report(path, "control")
+        rep = suite.read_report(path, "control")
         ctl = rep["control"] if rep else {}
         is_((ctl.get("result"), ctl.get("eof")), ("block", True), "Y/eof: read to EOF, the whole block arrived")
         ok(ctl.get("bytes", "").endswith("\0\0") and ctl.get("bytes", "").count("\0\0") == 1,
@@ -318,7 +296,7 @@ def t06():
         clear_greeting(raw)
         s, why = starttls(raw)
         ok(s, "y: handshake after STARTTLS", why)
-        rep = read_report(path, "control")
+        rep = suite.read_report(path, "control")
         ctl = rep["control"] if rep else {}
         is_((ctl.get("bytes"), ctl.get("eof")), ("", True), "y: no block, the control socket reaches EOF")
         if s:
@@ -415,7 +393,7 @@ def t10():
         rest = suite.read_all(raw, timeout=10)
         took, (limit, how) = time.monotonic() - t0, suite.bound(9)
         ok(took < limit, "bad handshake: connection closed within a bounded wait (%.1fs; %s)" % (took, how), repr(rest))
-    rep = read_report(path, "control")
+    rep = suite.read_report(path, "control")
     ctl = rep["control"] if rep else {}
     is_((ctl.get("result"), ctl.get("bytes")), ("EOF without block", ""), "bad handshake: the program saw EOF without a block")
     ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1"), "bad handshake: failure logged")
@@ -433,12 +411,12 @@ def t10():
         raw.sendall(b"NOOP\r\n")
         try:
             with ctx.wrap_socket(raw, server_hostname="localhost") as s:
-                got = "handshake succeeded, then %r" % line(s, 5)
+                got = "handshake succeeded, then %r" % suite.line(s, 5)
         except (ssl.SSLError, OSError) as e:
             got = "failed"
             diag("handshake: %s" % e)
         is_(got, "failed", "plaintext prefix before the ClientHello: handshake fails")
-    rep = read_report(path, "control")
+    rep = suite.read_report(path, "control")
     is_((rep or {}).get("control", {}).get("result"), "EOF without block", "plaintext prefix: the program saw EOF without a block")
     srv.stop()
 
@@ -453,7 +431,7 @@ def t10():
         took = time.monotonic() - t0
         limit, how = suite.bound(8)
         ok(rest == b"" and 0.5 <= took < 1 + limit, "silent after STARTTLS: cut by -T 1 (%.1fs; upper %s, plus 1s)" % (took, how))
-    rep = read_report(path, "control")
+    rep = suite.read_report(path, "control")
     is_((rep or {}).get("control", {}).get("result"), "EOF without block", "silent after STARTTLS: the program saw EOF without a block")
     ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1 .*timed out"), "silent after STARTTLS: handshake timeout logged", srv.log())
     srv.stop()
@@ -472,7 +450,7 @@ def t11():
         ok("250 STARTTLS" in smtp_reply(raw), "injection: STARTTLS offered")
         payload = b"STARTTLS\r\nNOOP\r\n"
         is_(raw.send(payload), len(payload), "injection: STARTTLS and NOOP sent in one send()")
-        like(line(raw), r"^220 ", "injection: STARTTLS answered 220")
+        like(suite.line(raw), r"^220 ", "injection: STARTTLS answered 220")
         try:
             s = ctx.wrap_socket(raw, server_hostname="localhost")
             handshake = "ok"
@@ -527,7 +505,7 @@ def t12():
             except OSError as e:
                 answers.append("send failed: %s" % e)
                 break
-            answers.append(line(raw, 5).rstrip("\r\n"))
+            answers.append(suite.line(raw, 5).rstrip("\r\n"))
             time.sleep(0.5)   # pacing of the client's chatter, not synchronisation
         is_(answers, ["250 clear: NOOP %d" % i for i in range(1, n + 1)], "-w 2: a chatty client is answered for 3s")
         s, why = starttls(raw)

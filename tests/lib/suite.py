@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import time
 
+from tap import diag
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 TOP = os.path.dirname(TESTS)
@@ -182,6 +184,12 @@ class Pki:
         return {"name": name, "key": key, "crt": crt, "pem": full, "bundle": bundle}
 
 
+def der(crt):
+    """The DER bytes of the certificate in a PEM file of one certificate."""
+    with open(crt) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
 # ---------------------------------------------------------------- servers
 
 class Server:
@@ -333,6 +341,17 @@ def read_line(sock, timeout=10):
     return buf.decode("utf-8", "replace")
 
 
+def line(sock, timeout=10):
+    """One line, like read_line, but "" on EOF, timeout or a socket error
+    (said with diag): the check that reads it fails, and the next one
+    still runs."""
+    try:
+        return read_line(sock, timeout)
+    except (OSError, ssl.SSLError) as e:
+        diag("read: %s" % e)
+        return ""
+
+
 def read_all(sock, timeout=10):
     sock.settimeout(patience(timeout))
     chunks = []
@@ -354,6 +373,52 @@ def report_of(sock, timeout=10):
         return json.loads(line)
     except ValueError:
         return None
+
+
+def env_of(rep):
+    """The environment in a program's report (report.py, sslclient-app.py);
+    {} without one (None, or the text of the error that came instead)."""
+    return rep["env"] if isinstance(rep, dict) else {}
+
+
+def json_line(text):
+    """The first line of text that starts with "{", parsed (e.g. report.py's
+    report in what s_client printed); None if there is none or it is not
+    JSON."""
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def read_report(path, key=None, timeout=10):
+    """The JSON report a program writes to path (e.g. ucspitls-app.py),
+    once it is whole and, with key, holds key (bounded wait); else None."""
+    def get():
+        try:
+            with open(path) as f:
+                r = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return r if key is None or key in r else None
+    return wait_until(get, timeout)
+
+
+def client_hello():
+    """A real ClientHello (TLS 1.3 and 1.2 offered), as Python's ssl sends it."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = c.wrap_bio(inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
 
 
 def s_client(port, args=(), input=b"", timeout=20):
