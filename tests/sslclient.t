@@ -13,6 +13,7 @@
 # cases need names such as a.example.test to resolve to 127.0.0.1 (a
 # private /etc/hosts). Without them those cases are skipped.
 import hashlib
+import itertools
 import json
 import os
 import subprocess
@@ -111,15 +112,13 @@ def sslclient(opts, host, port, app, env=None, timeout=30):
     return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
 
 
-n_reports = 0
+report_numbers = itertools.count(1)   # each attempt's report has a file of its own
 
 
 def attempt(opts, host, port, line="hello", code=None, env=None):
     """sslclient running sslclient-app.py report: returns (exit code, stderr,
     the program's report or None if it never ran)."""
-    global n_reports
-    n_reports += 1
-    path = os.path.join(WORK, "report%d.json" % n_reports)
+    path = os.path.join(WORK, "report%d.json" % next(report_numbers))
     app = [suite.PYTHON, APP, "report", path] + ([line] if line is not None else [])
     if code is not None:
         app.append(str(code))

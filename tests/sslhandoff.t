@@ -54,8 +54,7 @@ def s_client_starttls(srv, name):
 
 
 # ---------------------------------------------------------------- immediate
-def t00():
-    global srv, path
+def immediate_tls_under_tcpserver():
     srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT])
     ok(srv.port, "tcpserver -1 started and printed its port")
     try:
@@ -93,12 +92,11 @@ def t00():
     srv.stop()
 
 
-scenario('immediate', t00)
+scenario('immediate', immediate_tls_under_tcpserver)
 
 
 # The program's exit status is sslhandoff's, as tcpserver sees it.
-def t01():
-    global srv, path
+def exit_status_through_tcpserver():
     srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT, "exit", "7"])
     try:
         with suite.tls_connect(srv.port, ctx) as s:
@@ -112,12 +110,11 @@ def t01():
     srv.stop()
 
 
-scenario("The program's exit status is sslhandoff's, as tcpserver sees it", t01)
+scenario("The program's exit status is sslhandoff's, as tcpserver sees it", exit_status_through_tcpserver)
 
 
 # ---------------------------------------------------------------- deferred
-def t02():
-    global srv, path
+def deferred_tls_modes():
     srv = tcpserver(["-v", "-n"], SMTPD)
     cipher = s_client_starttls(srv, "-n")
     pid = last_pid(srv)
@@ -152,12 +149,11 @@ def t02():
     srv.stop()
 
 
-scenario('deferred', t02)
+scenario('deferred', deferred_tls_modes)
 
 
 # The UCSPI-TLS descriptors and the block, with sslhandoff's fds 0/1.
-def t03():
-    global srv, path
+def ucspitls_descriptors_and_block():
     d = suite.tmpdir()
     path = os.path.join(d, "report.json")
     srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path, "Y", "nul"])
@@ -196,13 +192,13 @@ def t03():
     srv.stop()
 
 
-scenario("The UCSPI-TLS descriptors and the block, with sslhandoff's fds 0/1", t03)
+scenario("The UCSPI-TLS descriptors and the block, with sslhandoff's fds 0/1", ucspitls_descriptors_and_block)
 
 
 # A bad command byte under sslhandoff: exit 100.
-def t04():
-    global srv, path
-    srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path + ".x", "x", "eof"])
+def bad_command_byte():
+    path = os.path.join(suite.tmpdir(), "report.json")
+    srv = tcpserver(["-v", "-n"], [suite.PYTHON, APP, path, "x", "eof"])
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         suite.line(raw)
         raw.sendall(b"STARTTLS\r\n")
@@ -213,12 +209,11 @@ def t04():
     srv.stop()
 
 
-scenario('A bad command byte under sslhandoff: exit 100', t04)
+scenario('A bad command byte under sslhandoff: exit 100', bad_command_byte)
 
 
 # ---------------------------------------------------------------- start-up error
-def t05():
-    global srv, path
+def startup_error_without_certfile():
     srv = tcpserver(["-v"], [suite.PYTHON, suite.REPORT], env={})
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(suite.read_all(raw), b"", "no CERTFILE: connection closed with nothing sent")
@@ -237,4 +232,4 @@ def t05():
     is_(r.stdout, b"", "no CERTFILE, run directly: nothing on stdout")
 
 
-scenario('start-up error', t05)
+scenario('start-up error', startup_error_without_certfile)

@@ -7,6 +7,7 @@
 # CIDR lines compile to the documented keys; tmp + rename replaces the cdb
 # atomically; write and rename failures exit 111; usage errors exit 100;
 # and "sslrules -c" prints what tcprulescheck prints.
+import itertools
 import os
 import random
 import subprocess
@@ -65,15 +66,14 @@ def identity(p):
         return (st.st_ino, f.read())
 
 
-n_case = 0
+case_numbers = itertools.count(1)   # each case compiles in directories of its own
 
 
 def same_as_tcprules(name, text, expect=None):
     """Compiles text with both programs; the files must be byte-identical.
     expect: optional list of (key, data) the dump must equal."""
-    global n_case
-    n_case += 1
-    dt, ds = path("t%d" % n_case), path("s%d" % n_case)
+    n = next(case_numbers)
+    dt, ds = path("t%d" % n), path("s%d" % n)
     os.mkdir(dt)
     os.mkdir(ds)
     rt, et = compile_("tcprules", text, os.path.join(dt, "rules.cdb"), os.path.join(dt, "rules.tmp"))

@@ -42,6 +42,12 @@ def smtp_reply(sock, timeout=10):
             return lines
 
 
+def first_end_status(srv):
+    """The end status of the server's first connection (bounded wait), or None."""
+    pids = suite.pids(srv)
+    return suite.end_status(srv, pids[0] if pids else "?")
+
+
 def app_server(command, reader, opts=(), code=None):
     """sslserver -v -n running ucspitls-app.py; returns (server, report path)."""
     d = suite.tmpdir()
@@ -77,12 +83,11 @@ def echo_check(s, name):
 
 
 # ---------------------------------------------------------------- openssl s_client -starttls smtp
-srv = suite.Server(["-v", "-n"], env=ENV, app=SMTPD)
-ok(srv.port, "sslserver -n with starttls-smtpd started")
+smtpd = suite.Server(["-v", "-n"], env=ENV, app=SMTPD)
+ok(smtpd.port, "sslserver -n with starttls-smtpd started")
 
 
-def t00():
-    global srv, path
+def s_client_starttls_smtp(srv):
     rc, out, err = suite.s_client(srv.port, ["-starttls", "smtp", "-CAfile", ca["crt"], "-verify_return_error",
                                              "-verify_hostname", "localhost", "-quiet"],
                                   input=b"EHLO client.example\r\nXSSL\r\nQUIT\r\n", timeout=10)
@@ -102,12 +107,11 @@ def t00():
     is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "log: end PID status 0")
 
 
-scenario('openssl s_client -starttls smtp', t00)
+scenario('openssl s_client -starttls smtp', s_client_starttls_smtp, smtpd)
 
 
 # ---------------------------------------------------------------- swaks
-def t01():
-    global srv, path
+def swaks_verified_and_refused(srv):
     r = suite.run(["swaks", "--server", "127.0.0.1", "--port", str(srv.port), "--tls", "--tls-verify",
                    "--tls-ca-path", ca["crt"], "--to", "a@example.org", "--from", "b@example.org"], timeout=20)
     sw = r.stdout.decode("utf-8", "replace") + r.stderr.decode("utf-8", "replace")
@@ -126,12 +130,11 @@ def t01():
        "swaks with an unrelated CA: refused because verification failed (with the right CA it was served)", sw)
 
 
-scenario('swaks', t01)
+scenario('swaks', swaks_verified_and_refused, smtpd)
 
 
 # ---------------------------------------------------------------- Python smtplib
-def t02():
-    global srv, path
+def smtplib_starttls(srv):
     try:
         c = smtplib.SMTP("127.0.0.1", srv.port, local_hostname="client.example", timeout=suite.patience(10))
         c.ehlo()
@@ -150,10 +153,10 @@ def t02():
         is_(c.quit()[0], 221, "smtplib: QUIT inside TLS")
     except (smtplib.SMTPException, OSError) as e:
         ok(False, "smtplib session", str(e))
-    srv.stop()
 
 
-scenario('Python smtplib', t02)
+scenario('Python smtplib', smtplib_starttls, smtpd)
+smtpd.stop()
 
 
 # ---------------------------------------------------------------- mode selection
@@ -188,8 +191,7 @@ def mode_immediate(srv, name):
        "%s: no UCSPI-TLS descriptors announced" % name)
 
 
-def t03():
-    global srv, path
+def mode_selection():
     srv = suite.Server(["-n"], env=ENV)
     mode_deferred(srv, "-n")
     srv.stop()
@@ -215,12 +217,11 @@ def t03():
     srv.stop()
 
 
-scenario('mode selection', t03)
+scenario('mode selection', mode_selection)
 
 
 # ---------------------------------------------------------------- the protocol: 'Y', reader stopping at \0\0
-def t04():
-    global srv, path
+def tls_with_block_reader_stops_at_nul():
     srv, path = app_server("Y", "nul")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         mine = list(raw.getsockname()[:2])
@@ -256,17 +257,15 @@ def t04():
         is_(env.get("PROTO"), "SSL", "env: PROTO=SSL in deferred mode")
     is_([k for k in st["envnames"] if k.startswith(("KEYFILE", "CERTFILE"))], [],
         "env: KEYFILE and CERTFILE removed in deferred mode")
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "Y/nul: end PID status 0")
+    is_(first_end_status(srv), 0, "Y/nul: end PID status 0")
     srv.stop()
 
 
-scenario("the protocol: 'Y', reader stopping at \\0\\0", t04)
+scenario("the protocol: 'Y', reader stopping at \\0\\0", tls_with_block_reader_stops_at_nul)
 
 
 # ---------------------------------------------------------------- 'Y', reader going to EOF
-def t05():
-    global srv, path
+def tls_with_block_reader_reads_to_eof():
     srv, path = app_server("Y", "eof")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
@@ -280,17 +279,15 @@ def t05():
         if s:
             is_(ctl.get("vars", {}).get("SSL_CIPHER"), s.cipher()[0], "Y/eof: block's SSL_CIPHER is the negotiated cipher")
             echo_check(s, "Y/eof")
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "Y/eof: end PID status 0")
+    is_(first_end_status(srv), 0, "Y/eof: end PID status 0")
     srv.stop()
 
 
-scenario("'Y', reader going to EOF", t05)
+scenario("'Y', reader going to EOF", tls_with_block_reader_reads_to_eof)
 
 
 # ---------------------------------------------------------------- 'y': no block
-def t06():
-    global srv, path
+def tls_without_block():
     srv, path = app_server("y", "eof")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
@@ -304,12 +301,11 @@ def t06():
     srv.stop()
 
 
-scenario("'y': no block", t06)
+scenario("'y': no block", tls_without_block)
 
 
 # ---------------------------------------------------------------- -B banner in clear
-def t07():
-    global srv, path
+def banner_before_greeting():
     srv, path = app_server("Y", "nul", ["-B", "299 banner from sslserver\r\n"])
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(clear_greeting(raw), "299 banner from sslserver", "-B: banner arrives first, in clear")
@@ -321,29 +317,26 @@ def t07():
     srv.stop()
 
 
-scenario('-B banner in clear', t07)
+scenario('-B banner in clear', banner_before_greeting)
 
 
 # ---------------------------------------------------------------- a client that leaves in clear
-def t_leave():
-    global srv, path
+def client_leaves_in_clear():
     srv, path = app_server("Y", "nul")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.shutdown(socket.SHUT_WR)
         is_(suite.read_all(raw, timeout=10), b"", "client leaves in clear: connection closed")
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "client leaves in clear: the program's exit 0 is the connection's")
+    is_(first_end_status(srv), 0, "client leaves in clear: the program's exit 0 is the connection's")
     unlike(srv.log(), r"tls \d+ accept|error", "client leaves in clear: no TLS, no error logged")
     srv.stop()
 
 
-scenario("a client that leaves in clear", t_leave)
+scenario("a client that leaves in clear", client_leaves_in_clear)
 
 
 # ---------------------------------------------------------------- an invalid command byte
-def t08():
-    global srv, path
+def invalid_command_byte():
     srv, path = app_server("x", "eof")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
@@ -354,35 +347,31 @@ def t08():
         took, (limit, how) = time.monotonic() - t0, suite.bound(9)
         ok(rest == b"" and took < limit, "bad byte: connection closed (%.1fs; %s)" % (took, how), repr(rest))
     ok(srv.wait_log(r"^sslserver: .*protocol error.*0x78"), "bad byte: protocol error logged", srv.log())
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 25600, "bad byte: connection exits 100 (status 25600)")
+    is_(first_end_status(srv), 25600, "bad byte: connection exits 100 (status 25600)")
     srv.stop()
 
 
-scenario('an invalid command byte', t08)
+scenario('an invalid command byte', invalid_command_byte)
 
 
 # ---------------------------------------------------------------- an app that never asks for TLS
-def t09():
-    global srv, path
+def program_never_asks_for_tls():
     srv, path = app_server("none", "eof", code=7)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
         raw.sendall(b"QUIT\r\n")
         is_(clear_greeting(raw), "221 bye", "no STARTTLS: program answers in clear")
         is_(suite.read_all(raw, timeout=10), b"", "no STARTTLS: connection closed when the program exits")
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 1792, "no STARTTLS: program's exit 7 is the connection's (status 1792)")
+    is_(first_end_status(srv), 1792, "no STARTTLS: program's exit 7 is the connection's (status 1792)")
     unlike(srv.log(), r"tls \d+ accept", "no STARTTLS: no TLS accept logged")
     srv.stop()
 
 
-scenario('an app that never asks for TLS', t09)
+scenario('an app that never asks for TLS', program_never_asks_for_tls)
 
 
 # ---------------------------------------------------------------- a failed handshake after 'Y'
-def t10():
-    global srv, path
+def failed_handshakes_after_starttls():
     srv, path = app_server("Y", "eof")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         clear_greeting(raw)
@@ -397,8 +386,7 @@ def t10():
     ctl = rep["control"] if rep else {}
     is_((ctl.get("result"), ctl.get("bytes")), ("EOF without block", ""), "bad handshake: the program saw EOF without a block")
     ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1"), "bad handshake: failure logged")
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 28416, "bad handshake: connection exits 111 (status 28416)")
+    is_(first_end_status(srv), 28416, "bad handshake: connection exits 111 (status 28416)")
     srv.stop()
 
     # Plaintext the client sends before its ClientHello is not skipped: the
@@ -437,12 +425,11 @@ def t10():
     srv.stop()
 
 
-scenario("a failed handshake after 'Y'", t10)
+scenario("a failed handshake after 'Y'", failed_handshakes_after_starttls)
 
 
 # ---------------------------------------------------------------- STARTTLS command injection
-def t11():
-    global srv, path
+def starttls_command_injection():
     srv = suite.Server(["-v", "-n"], env=ENV, app=SMTPD)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         like(smtp_reply(raw)[0], r"^220 ", "injection: greeting")
@@ -474,12 +461,11 @@ def t11():
     srv.stop()
 
 
-scenario('STARTTLS command injection', t11)
+scenario('STARTTLS command injection', starttls_command_injection)
 
 
 # ---------------------------------------------------------------- the plaintext phase's timeout
-def t12():
-    global srv, path
+def plaintext_phase_timeout():
     srv, path = app_server("Y", "nul", ["-w", "2"])
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         is_(clear_greeting(raw), "220 ucspitls-app ready", "-w 2: greeting in clear")
@@ -513,9 +499,8 @@ def t12():
         if s:
             echo_check(s, "-w 2 chatty")
     unlike(srv.log(), r"timed out", "-w 2: no timeout logged for the chatty client")
-    pids = suite.pids(srv)
-    is_(suite.end_status(srv, pids[0] if pids else "?"), 0, "-w 2 chatty: end PID status 0")
+    is_(first_end_status(srv), 0, "-w 2 chatty: end PID status 0")
     srv.stop()
 
 
-scenario("the plaintext phase's timeout", t12)
+scenario("the plaintext phase's timeout", plaintext_phase_timeout)

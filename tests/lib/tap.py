@@ -56,11 +56,11 @@ def skip(name, reason):
     ok(True, "%s # SKIP %s" % (name, reason))
 
 
-def scenario(name, fn):
-    """Runs fn, one group of checks; an exception in it is one failing test
-    (with the traceback), not the end of the file."""
+def scenario(name, fn, *args):
+    """Runs fn(*args), one group of checks; an exception in it is one
+    failing test (with the traceback), not the end of the file."""
     try:
-        fn()
+        fn(*args)
     except Exception:  # noqa: BLE001
         import traceback
         ok(False, "%s: ran to completion" % name, traceback.format_exc())
