@@ -651,12 +651,7 @@ for t in workers:
     t.join(suite.patience(30))
 ok(not any(t.is_alive() for t in workers), "SIGTERM under load: every client finished")
 is_(tally["failed"], [], "SIGTERM under load: every session already begun completed normally (%d refused afterwards)" % tally["refused"])
-refused = False
-try:
-    socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(5)).close()
-except ConnectionRefusedError:
-    refused = True
-ok(refused, "SIGTERM under load: the port is closed")
+ok(suite.connection_refused(srv.port), "SIGTERM under load: the port is closed")
 srv.stop()
 
 # ======================================================================

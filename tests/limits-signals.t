@@ -10,7 +10,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import ssl
 import sys
 import threading
@@ -96,12 +95,7 @@ rc = srv.wait(5)
 is_(rc, 0, "SIGTERM: sslserver exits 0")
 took, (limit, how) = time.monotonic() - t0, suite.bound(3)
 ok(took < limit, "SIGTERM: promptly (%.2fs; %s) although a session is in progress" % (took, how))
-refused = False
-try:
-    socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(5)).close()
-except ConnectionRefusedError:
-    refused = True
-ok(refused, "SIGTERM: the port no longer accepts connections")
+ok(suite.connection_refused(srv.port), "SIGTERM: the port no longer accepts connections")
 a.sendall(b"still there?\n")
 is_(suite.read_line(a), "echo: still there?\n", "SIGTERM: the session in progress keeps working (children not killed)")
 ok(suite.proc_status(ra["ppid"]) is not None if ra else False, "SIGTERM: the session's engine is still alive")

@@ -329,6 +329,16 @@ def tls_connect(port, ctx, host="127.0.0.1", sni="localhost", timeout=10, source
     return ctx.wrap_socket(raw, server_hostname=sni)
 
 
+def connection_refused(port, host="127.0.0.1", timeout=5):
+    """True if a TCP connection to host:port is refused (nothing listens
+    there), False if it is accepted (bounded wait)."""
+    try:
+        socket.create_connection((host, port), timeout=patience(timeout)).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def read_line(sock, timeout=10):
     """Reads one line from a socket-like object (bounded)."""
     sock.settimeout(patience(timeout))
@@ -372,6 +382,20 @@ def report_of(sock, timeout=10):
     try:
         return json.loads(line)
     except ValueError:
+        return None
+
+
+def report_session(port, ctx):
+    """One TLS session with report.py: its report, then "quit" and the end of
+    the session. None if the session failed (the reason said with diag)."""
+    try:
+        with tls_connect(port, ctx) as s:
+            rep = report_of(s)
+            s.sendall(b"quit\n")
+            read_all(s)
+        return rep
+    except (ssl.SSLError, OSError) as e:
+        diag(str(e))
         return None
 
 
