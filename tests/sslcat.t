@@ -20,7 +20,7 @@ srv = suite.Server(["-H", "-R"], env={"CERTFILE": leaf["pem"], "KEYFILE": leaf["
 
 def run(args, input=b""):
     r = subprocess.run([os.path.join(suite.BUILD, args[0])] + args[1:], input=input, capture_output=True,
-                       env=env, timeout=20)
+                       env=env, timeout=suite.patience(20))
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 

@@ -106,7 +106,7 @@ def sslclient(opts, host, port, app, env=None, timeout=30):
     e.update(env or {})
     try:
         r = subprocess.run([suite.prog("sslclient")] + list(opts) + [host, str(port)] + list(app), env=e,
-                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(timeout))
     except subprocess.TimeoutExpired as x:
         return None, "", "timed out: %r" % (x.stderr,)
     return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")

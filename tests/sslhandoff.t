@@ -218,7 +218,7 @@ def startup_error_without_certfile():
     srv.stop()
 
     r = subprocess.run([HANDOFF, suite.PYTHON, suite.REPORT], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                       capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+                       capture_output=True, timeout=suite.patience(10), stdin=subprocess.DEVNULL)
     err = r.stderr.decode("utf-8", "replace")
     is_(r.returncode, 111, "no CERTFILE, run directly: exit 111")
     like(err, r"\Asslhandoff: fatal: \(111\) [^\n]+\n\Z", "no CERTFILE, run directly: one line 'sslhandoff: fatal: (111) ...'")

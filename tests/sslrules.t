@@ -291,7 +291,7 @@ is_(os.stat(cdb).st_ino, old_ino, "atomic: the old cdb is in place meanwhile")
 is_(dump(cdb), [(b"1.2.3.4", b"+GEN=old\0")], "atomic: the old cdb still reads the old rules meanwhile")
 p.stdin.close()
 try:
-    rc = p.wait(10)
+    rc = p.wait(suite.patience(10))
 except subprocess.TimeoutExpired:
     p.kill()
     rc = None
@@ -393,7 +393,7 @@ lcdb = os.path.join(dl, "rules.cdb")
 subprocess.run(["tcprules", lcdb, lcdb + ".tmp"], input=LOOKUP, check=True, timeout=suite.patience(10))
 nodef = os.path.join(dl, "nodefault.cdb")
 subprocess.run(["tcprules", nodef, nodef + ".tmp"], input=LOOKUP.replace(b':allow,WHICH="default"\n', b""),
-               check=True, timeout=10)
+               check=True, timeout=suite.patience(10))
 CASES = [
     (lcdb, "127.0.0.2", None, None), (lcdb, "127.0.0.1", None, None), (lcdb, "127.0.0.9", None, None),
     (lcdb, "127.0.5.5", None, None), (lcdb, "127.1.2.3", None, None), (lcdb, "127.1.3.3", None, None),

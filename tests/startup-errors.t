@@ -102,7 +102,7 @@ def ctty():
 try:
     r = subprocess.run([suite.prog("sslserver"), "-1", "127.0.0.1", "0", "true"], stdin=slave, capture_output=True,
                        env={"PATH": os.environ.get("PATH", "/bin"), "CERTFILE": leaf["crt"], "KEYFILE": enckey},
-                       preexec_fn=ctty, timeout=5)
+                       preexec_fn=ctty, timeout=suite.patience(5))
     rc, err = r.returncode, r.stderr.decode()
 except subprocess.TimeoutExpired:
     rc, err = None, "timed out: waiting for a passphrase?"

@@ -699,7 +699,7 @@ class _Logged:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(patience(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -809,7 +809,7 @@ class PyTLSServer:
 
     def stop(self):
         self._stopping = True
-        self.thread.join(5)
+        self.thread.join(patience(5))
         self.sock.close()
 
 
