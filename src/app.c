@@ -131,7 +131,12 @@ void app_immediate (engine const *e, int in, int out, int ctl)
   fd_close(e->netr) ;
   if (e->netw != e->netr) fd_close(e->netw) ;
   privs_drop(0, e->appgid, e->appuid) ;
-  if (ucspitls_read_block(ctl, &block) != 1) _exit(111) ;
+  switch (ucspitls_read_block(ctl, &block))
+  {
+    case 1 : break ;
+    case UCSPITLS_BADBLOCK : die_x(100, "UCSPI-TLS protocol error: the TLS engine sent more than 1 MiB or a variable that is not SSL_*") ;
+    default : _exit(111) ;   /* the handshake failed: the engine has said why */
+  }
   fd_close(ctl) ;
   modifs[1] = block.s ;
   lens[1] = block.len - 1 ;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -56,21 +57,64 @@ static int wait_app (pid_t pid)
   }
 }
 
- /* Ends the connection: code >= 0 is the exit code, else the application's.
-    Closing the control descriptor with nothing written is what tells the
-    application the handshake failed. */
+ /* How long a connection that failed waits for its application to exit. */
+#define ENGINE_APPWAIT_SECS 5
+
+ /* The application's status, or -1 if it has not exited within secs. */
+static int wait_app_bounded (pid_t pid, unsigned int secs)
+{
+  struct timespec now, deadline ;
+  sigset_t chld ;
+  sigemptyset(&chld) ;
+  sigaddset(&chld, SIGCHLD) ;
+  sigprocmask(SIG_BLOCK, &chld, 0) ;   /* so that sigtimedwait can take it */
+  clock_gettime(CLOCK_MONOTONIC, &deadline) ;
+  deadline.tv_sec += secs ;
+  for (;;)
+  {
+    struct timespec left ;
+    int wstat ;
+    pid_t r = waitpid(pid, &wstat, WNOHANG) ;
+    if (r == pid) return WIFSIGNALED(wstat) ? 128 + WTERMSIG(wstat) : WEXITSTATUS(wstat) ;
+    if (r == -1 && errno != EINTR) return 111 ;
+    clock_gettime(CLOCK_MONOTONIC, &now) ;
+    left.tv_sec = deadline.tv_sec - now.tv_sec ;
+    left.tv_nsec = deadline.tv_nsec - now.tv_nsec ;
+    if (left.tv_nsec < 0) { left.tv_sec-- ; left.tv_nsec += 1000000000L ; }
+    if (left.tv_sec < 0) return -1 ;
+    sigtimedwait(&chld, 0, &left) ;
+  }
+}
+
+ /*
+  * Ends the connection: code >= 0 is the exit code of a failure, else the
+  * connection ends with the application's status. Closing the control
+  * descriptor with nothing written is what tells the application the
+  * handshake failed. On a failure the raw connection is shut down before
+  * anything else: in deferred mode the application holds the socket too,
+  * and must not go on talking in clear on it (a signal cannot stop it if it
+  * runs as another user). Then the application gets ENGINE_APPWAIT_SECS to
+  * exit; the engine's own exit is what frees the connection's -c slot.
+  */
 static void end (conn *c, int signalapp, int code) __attribute__((noreturn)) ;
 static void end (conn *c, int signalapp, int code)
 {
-  int status ;
+  engine const *e = c->e ;
+  if (code >= 0)
+  {
+    shutdown(e->netr, SHUT_RDWR) ;
+    if (e->netw != e->netr) shutdown(e->netw, SHUT_RDWR) ;
+  }
   if (c->ctl >= 0) fd_close(c->ctl) ;
   if (c->toapp >= 0) fd_close(c->toapp) ;
   if (c->fromapp >= 0) fd_close(c->fromapp) ;
-  close_net(c->e) ;
+  close_net(e) ;
   if (!c->app) _exit(code >= 0 ? code : 111) ;   /* no application started */
+  if (code < 0) _exit(wait_app(c->app)) ;
   if (signalapp) kill(c->app, SIGTERM) ;
-  status = wait_app(c->app) ;
-  _exit(code >= 0 ? code : status) ;
+  if (wait_app_bounded(c->app, ENGINE_APPWAIT_SECS) < 0)
+    log_warn("the program of pid ", e->pid, " has not exited 5 seconds after its connection failed: no longer waiting for it") ;
+  _exit(code) ;
 }
 
  /* Deferred mode: wait for 'y' or 'Y' while the application talks in clear.

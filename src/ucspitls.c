@@ -1,6 +1,7 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,6 +59,22 @@ int ucspitls_send_block (int ctl, char const *entries, size_t len)
   return 1 ;
 }
 
+static int entry_ok (char const *s)
+{
+  size_t n = 4 ;
+  if (s[0] != 'S' || s[1] != 'S' || s[2] != 'L' || s[3] != '_') return 0 ;
+  while ((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_') n++ ;
+  return n > 4 && s[n] == '=' ;
+}
+
+ /* [s, s + len) ends with its final NUL: every entry before it is ok. */
+static int block_ok (char const *s, size_t len)
+{
+  for (size_t i = 0 ; i + 1 < len ; i += strlen(s + i) + 1)
+    if (!entry_ok(s + i)) return 0 ;
+  return 1 ;
+}
+
 int ucspitls_read_block (int fd, stralloc *sa)
 {
   size_t start = sa->len ;
@@ -65,10 +82,11 @@ int ucspitls_read_block (int fd, stralloc *sa)
   {
     size_t n = sa->len - start ;
     ssize_t r ;
-    if (n == 1 && !sa->s[start]) return 1 ;
-    if (n >= 2 && !sa->s[sa->len - 1] && !sa->s[sa->len - 2]) return 1 ;
+    if ((n == 1 && !sa->s[start]) || (n >= 2 && !sa->s[sa->len - 1] && !sa->s[sa->len - 2]))
+      return block_ok(sa->s + start, n) ? 1 : UCSPITLS_BADBLOCK ;
+    if (n >= UCSPITLS_BLOCK_MAX) return UCSPITLS_BADBLOCK ;
     if (!stralloc_readyplus(sa, 4096)) return -1 ;
-    r = read(fd, sa->s + sa->len, 4096) ;
+    r = read(fd, sa->s + sa->len, n + 4096 > UCSPITLS_BLOCK_MAX ? UCSPITLS_BLOCK_MAX - n : 4096) ;
     if (r == -1) { if (errno == EINTR) continue ; return -1 ; }
     if (!r) return 0 ;
     sa->len += r ;

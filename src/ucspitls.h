@@ -28,8 +28,13 @@ extern int ucspitls_wait_command (int ctl, int sock, unsigned int idlesecs, char
 extern int ucspitls_send_block (int ctl, char const *entries, size_t len) ;
 
 /* Reads one block from fd into sa (appended, final NUL included): 1 when
-   complete, 0 on EOF before the end of a block, -1 on error. A lone "\0" is
-   the empty block. */
+   complete, 0 on EOF before the end of a block, -1 on a read error,
+   UCSPITLS_BADBLOCK when it is larger than UCSPITLS_BLOCK_MAX or holds an
+   entry that is not SSL_NAME=value. A lone "\0" is the empty block. The
+   application process believes nothing else of the engine: a compromised
+   engine must not set LD_PRELOAD, RELAYCLIENT or SSLREMOTEIP. */
+#define UCSPITLS_BLOCK_MAX (1 << 20)
+#define UCSPITLS_BADBLOCK (-2)
 extern int ucspitls_read_block (int fd, stralloc *sa) ;
 
 #endif
