@@ -147,6 +147,16 @@ check("missing prog", env=GOOD, app=(), code=100, extra=r"usage: ")
 check("-c 0", opts=["-c", "0"], env=GOOD, code=100, names=("-c", "0"))
 check("-c abc", opts=["-c", "abc"], env=GOOD, code=100, names=("-c", "abc"))
 check("-b -5", opts=["-b", "-5"], env=GOOD, code=100, names=("-b", "-5"))
+# Bounds, so that a typo cannot make the server allocate or ask for absurd
+# amounts (-c 1000000 used to kill it with SIGSEGV on a stack array).
+check("-c 1000000", opts=["-c", "1000000"], env=GOOD, code=100, names=("-c", "1000000"), extra=r"\(from 1 to 100000\)$")
+check("-b 70000", opts=["-b", "70000"], env=GOOD, code=100, names=("-b", "70000"), extra=r"\(from 1 to 65535\)$")
+check("-c 99999999999999999999 (overflows)", opts=["-c", "99999999999999999999"], env=GOOD, code=100,
+      names=("99999999999999999999",))
+check("-T 1x", opts=["-T", "1x"], env=GOOD, code=100, names=("-T", "1x"))
+check("MAXCONIP=+3 (digits only)", env=dict(GOOD, MAXCONIP="+3"), code=100, names=("MAXCONIP", "+3"))
+rc, out, err = suite.run_server_once(["-1", "-c", "100000"], env=GOOD)
+ok(rc is None and out.endswith("\n"), "-c 100000, the highest: sslserver starts and listens", err)
 
 # ---------------------------------------------------------------- address and port
 check("unknown port name", env=GOOD, port="no-such-service", names=("no-such-service",))
