@@ -19,13 +19,15 @@
 #     else: the host's Debian apt sources (third-party repositories left out:
 #     the chroot lacks their keys), the host's apt.conf.d files about reaching
 #     the mirror (a dated snapshot here: Check-Valid-Until "false"),
-#     /etc/resolv.conf, an /etc/hosts (minbase has none), and a policy-rc.d
-#     so that no package starts a daemon.
+#     /etc/resolv.conf, an /etc/hosts (minbase has none; localhost, and the
+#     hostname as an installed Debian has it), and a policy-rc.d so that no
+#     package starts a daemon.
 #  3. The repository's committed HEAD (what CI sees, not the working tree) is
 #     fetched into /src.git in the chroot; REPO=/src.git. The chroot has no
 #     git until the README's first line installs it.
-#  4. /proc, /sys, /dev, /dev/pts (host's, bound) and /dev/shm (a new tmpfs)
-#     are mounted in the chroot.
+#  4. Mounts: the chroot's root onto itself (so that / is a mount point, as
+#     on a machine: unshare -m and mount --make-private / need it), /proc,
+#     /sys, /dev and /dev/pts (the host's, bound), /dev/shm (a new tmpfs).
 #  5. The commands: the first block of lines indented by 4 spaces after the
 #     line starting with "Quick start" in HEAD's README. They run in one
 #     sh -e, as root, in /root, with a clean environment (HOME PATH TERM=dumb
@@ -55,6 +57,7 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 LC_ALL=C
 export LC_ALL
+umask 022     # a root login's, whatever the caller's
 
 me=check-fresh
 say() { printf '%s [%s] %s\n' "$me" "$(date +%T)" "$*"; }
@@ -79,10 +82,12 @@ steps=        # "seconds<TAB>what" lines, for the summary
 t0=$(date +%s)
 
 # ---------------------------------------------------------------- timings
+lap_what=
 lap_start() { lap_what=$1; lap_t=$(date +%s); }
 lap_end() {
-  steps="$steps$(( $(date +%s) - lap_t ))	$lap_what
+  steps="$steps$(( $(date +%s) - lap_t ))	$lap_what$1
 "
+  lap_what=
 }
 
 # The README steps' seconds, from the start times the chroot noted in
@@ -106,26 +111,25 @@ collect_steps() {
 # Processes belonging to this run: root inside $work (the chroot, or the
 # debootstrap target), or in the session $group started with setsid.
 our_pids() {
-  for d in /proc/[0-9]*; do
-    p=${d#/proc/}
-    [ "$p" = $$ ] && continue
-    r=$(readlink "$d/root" 2>/dev/null) || r=
-    case $r in
-      "$work"/*) echo "$p"; continue ;;
-    esac
-    [ -n "$group" ] || continue
-    s=$(cat "$d/stat" 2>/dev/null) || continue
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    [ "${4:-}" = "$group" ] && echo "$p"    # field 6 of stat: the session
-  done
+  {
+    find /proc/[0-9]*/root -maxdepth 0 -lname "$work/*" 2>/dev/null |
+      sed -n 's#^/proc/\([0-9]*\)/root$#\1#p'
+    # /proc/PID/stat after "(comm) ": state ppid pgrp session ...
+    [ -z "$group" ] || cat /proc/[0-9]*/stat 2>/dev/null |
+      awk -v g="$group" '{ pid = $1; sub(/.*\) /, ""); if ($4 == g && $1 != "Z") print pid }'
+  } | grep -v -x -e "$$" | sort -u
 }
 
 kill_ours() {
   pids=$(our_pids)
   [ -n "$pids" ] || return 0
-  say "stopping the chroot's processes:" $pids
+  # shellcheck disable=SC2086
+  set -- $pids
+  if [ $# -gt 10 ]; then
+    say "stopping the chroot's $# processes: $1 $2 $3 $4 $5 ..."
+  else
+    say "stopping the chroot's processes: $*"
+  fi
   for sig in TERM KILL; do
     # shellcheck disable=SC2086
     kill -s $sig $pids 2>/dev/null
@@ -166,6 +170,7 @@ unmount_all() {
 finish() {
   status=$1
   trap '' INT TERM HUP
+  [ -z "$lap_what" ] || lap_end " (unfinished)"
   collect_steps
   lap_start cleanup
   clean=1
@@ -181,6 +186,7 @@ finish() {
     elif [ "${FRESH_KEEP:-}" = 1 ]; then
       say "kept $work (FRESH_KEEP=1); chroot: $root"
     else
+      say "removing $work"
       rm -rf --one-file-system "$work" || clean=0
     fi
   fi
@@ -243,15 +249,6 @@ say "the commands:"
 printf '%s\n' "$commands" | sed 's/^/    /'
 
 # ---------------------------------------------------------------- the host
-if ! command -v debootstrap >/dev/null 2>&1; then
-  say "installing debootstrap on the host"
-  lap_start "apt-get install debootstrap (host)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap </dev/null ||
-    fail "apt-get install -y debootstrap (on the host)"
-  lap_end
-fi
-[ -r "$keyring" ] || fail "no $keyring on the host (apt-get install debian-archive-keyring)"
-
 # The host's Debian apt entries: deb entries for bookworm suites only, signed
 # by the Debian archive keyring (or, without Signed-By, at a .../debian or
 # .../debian-security URI). Writes the kept entries to $1.sources (deb822) and
@@ -331,15 +328,28 @@ fi
 
 # ---------------------------------------------------------------- the rootfs
 if [ ! -s "$tarball" ]; then
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    say "installing debootstrap on the host"
+    lap_start "apt-get install debootstrap (host)"
+    apt_host() { DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=300 "$@" </dev/null; }
+    apt_host install -y debootstrap || { apt_host update && apt_host install -y debootstrap; } ||
+      fail "apt-get install -y debootstrap (on the host)"
+    lap_end
+  fi
+  [ -r "$keyring" ] || fail "no $keyring on the host (apt-get install debian-archive-keyring)"
   say "no $tarball yet: debootstrap --variant=minbase bookworm from $mirror"
   lap_start "debootstrap --variant=minbase bookworm (first run only)"
   # The suite script names the same keyring; --force-check-gpg makes a
   # missing keyring an error instead of a silent skip of the signature check.
-  # debootstrap verifies Release.gpg with gpgv --ignore-time-conflict and
-  # does not look at Valid-Until, so the dated snapshot needs nothing more.
+  # debootstrap checks the signature of InRelease (or Release.gpg) with gpgv
+  # --ignore-time-conflict and does not look at Valid-Until: the dated
+  # snapshot needs nothing more here (apt in the chroot does: see below).
   run_session debootstrap --variant=minbase --force-check-gpg --keyring="$keyring" \
-    bookworm "$work/debootstrap" "$mirror" ||
-    fail "debootstrap --variant=minbase bookworm $work/debootstrap $mirror (log: $work/debootstrap/debootstrap/debootstrap.log)"
+    bookworm "$work/debootstrap" "$mirror" || {
+    log=$work/debootstrap/debootstrap/debootstrap.log
+    [ -f "$log" ] && { warn "the end of $log:"; tail -n 15 "$log" >&2; }
+    fail "debootstrap --variant=minbase bookworm $work/debootstrap $mirror"
+  }
   group=
   lap_end
   unmount_all "$work/debootstrap" || fail "unmounting what debootstrap left mounted"
@@ -373,8 +383,9 @@ for f in /etc/apt/apt.conf /etc/apt/apt.conf.d/*; do
     say "apt setting copied: $f"
   fi
 done
-cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null ||
-  cat /etc/resolv.conf >"$root/etc/resolv.conf" || fail "copying /etc/resolv.conf"
+# (rm first: never write through a symbolic link the rootfs may have there)
+rm -f "$root/etc/resolv.conf" "$root/etc/hosts" "$root/usr/sbin/policy-rc.d"
+cat /etc/resolv.conf >"$root/etc/resolv.conf" || fail "copying /etc/resolv.conf"
 # minbase has no /etc/hosts; a Debian install has these lines (and the
 # hostname, which the chroot shares with the host).
 {
@@ -396,6 +407,9 @@ fi
 lap_end
 
 # ---------------------------------------------------------------- mounts
+# The chroot's / a mount point of its own, as / is on a machine: without it
+# "unshare -m" and mount --make-private / fail (EINVAL), which tests use.
+mount --bind "$root" "$root" || fail "mount --bind $root $root"
 mount -t proc proc "$root/proc" || fail "mount -t proc proc $root/proc"
 mount -t sysfs sysfs "$root/sys" || fail "mount -t sysfs sysfs $root/sys"
 mount --bind /dev "$root/dev" || fail "mount --bind /dev $root/dev"
