@@ -603,7 +603,8 @@ def private_namespaces(hosts=None):
     SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
 
     try:
-        orig = [os.open("/proc/self/ns/net", os.O_RDONLY), os.open("/proc/self/ns/mnt", os.O_RDONLY)]
+        orig = [os.open("/proc/self/ns/net", os.O_RDONLY), os.open("/proc/self/ns/mnt", os.O_RDONLY),
+                os.open("/", os.O_RDONLY | os.O_DIRECTORY), os.open(".", os.O_RDONLY | os.O_DIRECTORY)]
     except OSError as e:
         return "open /proc/self/ns: %s" % e
 
@@ -611,6 +612,12 @@ def private_namespaces(hosts=None):
         reason = reason or os.strerror(ctypes.get_errno())
         libc.setns(orig[0], CLONE_NEWNET)   # back where we were
         libc.setns(orig[1], CLONE_NEWNS)
+        # setns into a mount namespace resets the root and the working
+        # directory to the namespace's: inside a chroot (make check-fresh)
+        # that would leave the chroot. Go back into it.
+        os.fchdir(orig[2])
+        os.chroot(".")
+        os.fchdir(orig[3])
         return "%s: %s" % (what, reason)
     try:
         if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
