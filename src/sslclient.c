@@ -17,6 +17,7 @@
 #include <skalibs/types.h>
 
 #include "log.h"
+#include "number.h"
 #include "options.h"
 #include "tlsctx.h"
 #include "connenv.h"
@@ -59,20 +60,65 @@ static void timeouts_scan (char const *s, options *o)
 {
   char const *plus = strchr(s, '+') ;
   if (!plus) { o->timeout1 = options_number(s, 'T', 1, OPTIONS_SECONDS_MAX) ; o->timeout2 = 0 ; return ; }
+  if (!number_scanb(s, plus - s, 1, OPTIONS_SECONDS_MAX, &o->timeout1)) die_x(100, "invalid argument for -T: ", s) ;
+  o->timeout2 = options_number(plus + 1, 'T', 0, OPTIONS_SECONDS_MAX) ;
+}
+
+typedef struct client_options_s client_options ;
+struct client_options_s
+{
+  options *o ;
+  tlsctx_client_config *cfg ;
+} ;
+
+static int take_option (int opt, char const *arg, void *data)
+{
+  options *o = ((client_options *)data)->o ;
+  tlsctx_client_config *cfg = ((client_options *)data)->cfg ;
+  switch (opt)
   {
-    size_t n = plus - s ;
-    char a[n + 1] ;
-    memcpy(a, s, n) ;
-    a[n] = 0 ;
-    o->timeout1 = options_number(a, 'T', 1, OPTIONS_SECONDS_MAX) ;
-    o->timeout2 = options_number(plus + 1, 'T', 0, OPTIONS_SECONDS_MAX) ;
+    case '4' : o->prefer4 = 1 ; o->prefer6 = 0 ; break ;
+    case '6' : o->prefer6 = 1 ; o->prefer4 = 0 ; break ;
+    case '3' : o->password = 1 ; break ;
+    case 'h' : o->dns = 1 ; break ;
+    case 'H' : o->dns = 0 ; break ;
+    case 'r' : o->ident = 1 ; break ;
+    case 'R' : o->ident = 0 ; break ;
+    case 'd' : o->nagle = 1 ; break ;
+    case 'D' : o->nagle = 0 ; break ;
+    case 's' : o->sslenv = 1 ; break ;
+    case 'S' : o->sslenv = 0 ; break ;
+    case 'e' : o->tcpenv = 1 ; break ;
+    case 'E' : o->tcpenv = 0 ; break ;
+    case 'x' : cfg->verify = 1 ; break ;
+    case 'X' : cfg->verify = 0 ; break ;
+    case 'n' : o->checkname = 1 ; break ;
+    case 'N' : o->checkname = 0 ; break ;
+    case 'y' : o->deferred = 1 ; break ;
+    case 'i' : o->localip = arg ; break ;
+    case 'p' : o->localport = arg ; break ;
+    case 'T' : timeouts_scan(arg, o) ; break ;
+    case 'l' : o->localname = arg ; break ;
+    case 't' : o->identtimeout = options_number(arg, 't', 0, OPTIONS_SECONDS_MAX) ; break ;
+    case 'a' : cfg->cafile = arg ; break ;
+    case 'A' : cfg->cadir = arg ; break ;
+    case 'c' : cfg->certfile = arg ; break ;
+    case 'k' : cfg->keyfile = arg ; break ;
+    case 'K' : o->passfile = arg ; break ;
+    case 'V' : cfg->depth = options_number(arg, 'V', 1, 100) ; break ;
+    case 'z' : cfg->ciphers = arg ; break ;
+    case 'F' : if (!peer_pin_scan(arg, o->pin)) die_x(100, "invalid fingerprint for -F: ", arg, ": expected sha256:64 hex digits") ; o->haspin = 1 ; break ;
+    case 'w' : o->idletimeout = options_number(arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
+    default : return options_verbosity(opt, 0) ;
   }
+  return 1 ;
 }
 
 int main (int argc, char const *const *argv)
 {
   options o = { .timeout1 = 2, .timeout2 = 58, .identtimeout = 26, .idletimeout = 3600, .dns = 1, .checkname = 1 } ;
   tlsctx_client_config cfg = { .verify = 1, .depth = TLSCTX_CLIENT_VERIFYDEPTH } ;
+  client_options co = { .o = &o, .cfg = &cfg } ;
   conninfo ci = { .haslocalhost = 0 } ;
   stralloc modifs = STRALLOC_ZERO ;
   char pid[PID_FMT] ;
@@ -83,54 +129,7 @@ int main (int argc, char const *const *argv)
   unsigned int what = 0 ;
 
   PROG = "sslclient" ;
-  {
-    subgetopt l = SUBGETOPT_ZERO ;
-    for (;;)
-    {
-      int opt = subgetopt_r(argc, argv, "463hHrRdDqQvsSeExXnNyi:p:T:l:t:a:A:c:k:K:V:z:F:w:", &l) ;
-      if (opt == -1) break ;
-      switch (opt)
-      {
-        case '4' : o.prefer4 = 1 ; o.prefer6 = 0 ; break ;
-        case '6' : o.prefer6 = 1 ; o.prefer4 = 0 ; break ;
-        case '3' : o.password = 1 ; break ;
-        case 'h' : o.dns = 1 ; break ;
-        case 'H' : o.dns = 0 ; break ;
-        case 'r' : o.ident = 1 ; break ;
-        case 'R' : o.ident = 0 ; break ;
-        case 'd' : o.nagle = 1 ; break ;
-        case 'D' : o.nagle = 0 ; break ;
-        case 'q' : verbosity = 0 ; break ;
-        case 'Q' : verbosity = 1 ; break ;
-        case 'v' : verbosity = 2 ; break ;
-        case 's' : o.sslenv = 1 ; break ;
-        case 'S' : o.sslenv = 0 ; break ;
-        case 'e' : o.tcpenv = 1 ; break ;
-        case 'E' : o.tcpenv = 0 ; break ;
-        case 'x' : cfg.verify = 1 ; break ;
-        case 'X' : cfg.verify = 0 ; break ;
-        case 'n' : o.checkname = 1 ; break ;
-        case 'N' : o.checkname = 0 ; break ;
-        case 'y' : o.deferred = 1 ; break ;
-        case 'i' : o.localip = l.arg ; break ;
-        case 'p' : o.localport = l.arg ; break ;
-        case 'T' : timeouts_scan(l.arg, &o) ; break ;
-        case 'l' : o.localname = l.arg ; break ;
-        case 't' : o.identtimeout = options_number(l.arg, 't', 0, OPTIONS_SECONDS_MAX) ; break ;
-        case 'a' : cfg.cafile = l.arg ; break ;
-        case 'A' : cfg.cadir = l.arg ; break ;
-        case 'c' : cfg.certfile = l.arg ; break ;
-        case 'k' : cfg.keyfile = l.arg ; break ;
-        case 'K' : o.passfile = l.arg ; break ;
-        case 'V' : cfg.depth = options_number(l.arg, 'V', 1, 100) ; break ;
-        case 'z' : cfg.ciphers = l.arg ; break ;
-        case 'F' : if (!peer_pin_scan(l.arg, o.pin)) die_x(100, "invalid fingerprint for -F: ", l.arg, ": expected sha256:64 hex digits") ; o.haspin = 1 ; break ;
-        case 'w' : o.idletimeout = options_number(l.arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
-        default : dieusage() ;
-      }
-    }
-    argc -= l.ind ; argv += l.ind ;
-  }
+  if (!options_parse(&argc, &argv, "463hHrRdDqQvsSeExXnNyi:p:T:l:t:a:A:c:k:K:V:z:F:w:", &take_option, &co)) dieusage() ;
   if (argc < 3 || !*argv[0]) dieusage() ;
   if (!cfg.cafile && getenv("CAFILE") && *getenv("CAFILE")) cfg.cafile = getenv("CAFILE") ;
   if (!cfg.cadir && getenv("CADIR") && *getenv("CADIR")) cfg.cadir = getenv("CADIR") ;

@@ -52,52 +52,55 @@ static void connection_info (conninfo *ci)
   if (getenv("TCPREMOTEINFO")) { copyvar(ci->remoteinfo, sizeof(ci->remoteinfo), "TCPREMOTEINFO") ; ci->hasremoteinfo = 1 ; }
 }
 
+typedef struct handoff_options_s handoff_options ;
+struct handoff_options_s
+{
+  connection_options conn ;
+  unsigned int password : 1 ;
+  unsigned int envuidgid : 1 ;
+} ;
+
+static int take_option (int opt, char const *arg, void *data)
+{
+  handoff_options *h = data ;
+  connection_options *o = &h->conn ;
+  switch (opt)
+  {
+    case '3' : h->password = 1 ; break ;
+    case 'U' : h->envuidgid = 1 ; break ;
+    case 'X' : o->rulesoptional = 1 ; break ;
+    case 'x' : o->rules = arg ; break ;
+    case 's' : o->sslenv = 1 ; break ;
+    case 'S' : o->sslenv = 0 ; break ;
+    case 'n' : o->deferred = 1 ; break ;
+    case 'N' : o->deferred = 0 ; break ;
+    case 'm' : o->clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
+    case 'z' : o->clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
+    case 'Z' : o->clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
+    case 'B' : o->banner = arg ; break ;
+    case 'g' : o->gid = options_number(arg, 'g', 0, OPTIONS_ID_MAX) ; break ;
+    case 'u' : o->uid = options_number(arg, 'u', 0, OPTIONS_ID_MAX) ; break ;
+    case 'T' : o->handshaketimeout = options_number(arg, 'T', 0, OPTIONS_SECONDS_MAX) ; break ;
+    case 'w' : o->idletimeout = options_number(arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
+    default : return options_verbosity(opt, 1) ;
+  }
+  return 1 ;
+}
+
 int main (int argc, char const *const *argv)
 {
-  connection_options o = { .sslenv = 1, .deferred = -1, .clientcert = TLSCTX_CLIENTCERT_NONE, .handshaketimeout = 26, .idletimeout = 3600 } ;
+  handoff_options h = { .conn = { .sslenv = 1, .deferred = -1, .clientcert = TLSCTX_CLIENTCERT_NONE, .handshaketimeout = 26, .idletimeout = 3600 } } ;
+  connection_options *o = &h.conn ;
   tlsctx_config cfg = { .clientcert = TLSCTX_CLIENTCERT_NONE } ;
   connection c = CONNECTION_ZERO ;
   unsigned char sidctx[32] ;
-  int password = 0, envuidgid = 0 ;
 
   PROG = "sslhandoff" ;
-  {
-    subgetopt l = SUBGETOPT_ZERO ;
-    for (;;)
-    {
-      int opt = subgetopt_r(argc, argv, "3UXqQvVsSnNmzZx:B:g:u:T:w:", &l) ;
-      if (opt == -1) break ;
-      switch (opt)
-      {
-        case '3' : password = 1 ; break ;
-        case 'U' : envuidgid = 1 ; break ;
-        case 'X' : o.rulesoptional = 1 ; break ;
-        case 'x' : o.rules = l.arg ; break ;
-        case 'q' : verbosity = 0 ; break ;
-        case 'Q' : verbosity = 1 ; break ;
-        case 'v' : verbosity = 2 ; break ;
-        case 'V' : verbosity = 3 ; break ;
-        case 's' : o.sslenv = 1 ; break ;
-        case 'S' : o.sslenv = 0 ; break ;
-        case 'n' : o.deferred = 1 ; break ;
-        case 'N' : o.deferred = 0 ; break ;
-        case 'm' : o.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
-        case 'z' : o.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
-        case 'Z' : o.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
-        case 'B' : o.banner = l.arg ; break ;
-        case 'g' : o.gid = options_number(l.arg, 'g', 0, OPTIONS_ID_MAX) ; break ;
-        case 'u' : o.uid = options_number(l.arg, 'u', 0, OPTIONS_ID_MAX) ; break ;
-        case 'T' : o.handshaketimeout = options_number(l.arg, 'T', 0, OPTIONS_SECONDS_MAX) ; break ;
-        case 'w' : o.idletimeout = options_number(l.arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
-        default : dieusage() ;
-      }
-    }
-    argc -= l.ind ; argv += l.ind ;
-  }
+  if (!options_parse(&argc, &argv, "3UXqQvVsSnNmzZx:B:g:u:T:w:", &take_option, &h)) dieusage() ;
   if (!argc || !*argv[0]) dieusage() ;
-  if (envuidgid) privs_envuidgid(&o.uid, &o.gid) ;
-  cfg.clientcert = o.clientcert ;
-  if (password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
+  if (h.envuidgid) privs_envuidgid(&o->uid, &o->gid) ;
+  cfg.clientcert = o->clientcert ;
+  if (h.password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
 
   {
     char const *local = getenv("TCPLOCALPORT") ;
@@ -111,6 +114,6 @@ int main (int argc, char const *const *argv)
   }
   connection_init(&c) ;
   connection_info(&c.info) ;
-  connection_prepare(&c, &o, 0, &cfg, 0, 0, 1, argv) ;
+  connection_prepare(&c, o, 0, &cfg, 0, 0, 1, argv) ;
   engine_run(&c.engine) ;
 }

@@ -70,58 +70,51 @@ struct options_s
   unsigned int nagle : 1 ;
 } ;
 
-static void parse_options (int *argc, char const *const **argv, options *o)
+#define OPTSTRING "1346UXpPhHrRoOdDqQvVeEsSnNmzZc:x:B:g:u:b:l:t:T:w:"
+
+static int take_option (int opt, char const *arg, void *data)
 {
-  subgetopt l = SUBGETOPT_ZERO ;
-  for (;;)
+  options *o = data ;
+  switch (opt)
   {
-    int opt = subgetopt_r(*argc, *argv, "1346UXpPhHrRoOdDqQvVeEsSnNmzZc:x:B:g:u:b:l:t:T:w:", &l) ;
-    if (opt == -1) break ;
-    switch (opt)
-    {
-      case '1' : o->printport = 1 ; break ;
-      case '3' : o->password = 1 ; break ;
-      case '4' : o->prefer4 = 1 ; o->prefer6 = 0 ; break ;
-      case '6' : o->prefer6 = 1 ; o->prefer4 = 0 ; break ;
-      case 'U' : o->envuidgid = 1 ; break ;
-      case 'X' : o->conn.rulesoptional = 1 ; break ;
-      case 'p' : o->paranoid = 1 ; break ;
-      case 'P' : o->paranoid = 0 ; break ;
-      case 'h' : o->dns = 1 ; break ;
-      case 'H' : o->dns = 0 ; break ;
-      case 'r' : o->ident = 1 ; break ;
-      case 'R' : o->ident = 0 ; break ;
-      case 'o' : o->keepipoptions = 1 ; break ;
-      case 'O' : o->keepipoptions = 0 ; break ;
-      case 'd' : o->nagle = 1 ; break ;
-      case 'D' : o->nagle = 0 ; break ;
-      case 'q' : verbosity = 0 ; break ;
-      case 'Q' : verbosity = 1 ; break ;
-      case 'v' : verbosity = 2 ; break ;
-      case 'V' : verbosity = 3 ; break ;
-      case 'e' : o->conn.tcpenv = 1 ; break ;
-      case 'E' : o->conn.tcpenv = 0 ; break ;
-      case 's' : o->conn.sslenv = 1 ; break ;
-      case 'S' : o->conn.sslenv = 0 ; break ;
-      case 'n' : o->conn.deferred = 1 ; break ;
-      case 'N' : o->conn.deferred = 0 ; break ;
-      case 'm' : o->conn.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
-      case 'z' : o->conn.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
-      case 'Z' : o->conn.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
-      case 'c' : o->limit = options_number(l.arg, 'c', 1, LIMIT_MAX) ; break ;
-      case 'x' : o->conn.rules = l.arg ; break ;
-      case 'B' : o->conn.banner = l.arg ; break ;
-      case 'g' : o->conn.gid = options_number(l.arg, 'g', 0, OPTIONS_ID_MAX) ; break ;
-      case 'u' : o->conn.uid = options_number(l.arg, 'u', 0, OPTIONS_ID_MAX) ; break ;
-      case 'b' : o->backlog = options_number(l.arg, 'b', 1, BACKLOG_MAX) ; break ;
-      case 'l' : o->localname = l.arg ; break ;
-      case 't' : o->identtimeout = options_number(l.arg, 't', 0, OPTIONS_SECONDS_MAX) ; break ;
-      case 'T' : o->conn.handshaketimeout = options_number(l.arg, 'T', 0, OPTIONS_SECONDS_MAX) ; break ;
-      case 'w' : o->conn.idletimeout = options_number(l.arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
-      default : dieusage() ;
-    }
+    case '1' : o->printport = 1 ; break ;
+    case '3' : o->password = 1 ; break ;
+    case '4' : o->prefer4 = 1 ; o->prefer6 = 0 ; break ;
+    case '6' : o->prefer6 = 1 ; o->prefer4 = 0 ; break ;
+    case 'U' : o->envuidgid = 1 ; break ;
+    case 'X' : o->conn.rulesoptional = 1 ; break ;
+    case 'p' : o->paranoid = 1 ; break ;
+    case 'P' : o->paranoid = 0 ; break ;
+    case 'h' : o->dns = 1 ; break ;
+    case 'H' : o->dns = 0 ; break ;
+    case 'r' : o->ident = 1 ; break ;
+    case 'R' : o->ident = 0 ; break ;
+    case 'o' : o->keepipoptions = 1 ; break ;
+    case 'O' : o->keepipoptions = 0 ; break ;
+    case 'd' : o->nagle = 1 ; break ;
+    case 'D' : o->nagle = 0 ; break ;
+    case 'e' : o->conn.tcpenv = 1 ; break ;
+    case 'E' : o->conn.tcpenv = 0 ; break ;
+    case 's' : o->conn.sslenv = 1 ; break ;
+    case 'S' : o->conn.sslenv = 0 ; break ;
+    case 'n' : o->conn.deferred = 1 ; break ;
+    case 'N' : o->conn.deferred = 0 ; break ;
+    case 'm' : o->conn.clientcert = TLSCTX_CLIENTCERT_REQUIRE ; break ;
+    case 'z' : o->conn.clientcert = TLSCTX_CLIENTCERT_MATCHHOST ; break ;
+    case 'Z' : o->conn.clientcert = TLSCTX_CLIENTCERT_NONE ; break ;
+    case 'c' : o->limit = options_number(arg, 'c', 1, LIMIT_MAX) ; break ;
+    case 'x' : o->conn.rules = arg ; break ;
+    case 'B' : o->conn.banner = arg ; break ;
+    case 'g' : o->conn.gid = options_number(arg, 'g', 0, OPTIONS_ID_MAX) ; break ;
+    case 'u' : o->conn.uid = options_number(arg, 'u', 0, OPTIONS_ID_MAX) ; break ;
+    case 'b' : o->backlog = options_number(arg, 'b', 1, BACKLOG_MAX) ; break ;
+    case 'l' : o->localname = arg ; break ;
+    case 't' : o->identtimeout = options_number(arg, 't', 0, OPTIONS_SECONDS_MAX) ; break ;
+    case 'T' : o->conn.handshaketimeout = options_number(arg, 'T', 0, OPTIONS_SECONDS_MAX) ; break ;
+    case 'w' : o->conn.idletimeout = options_number(arg, 'w', 0, OPTIONS_SECONDS_MAX) ; break ;
+    default : return options_verbosity(opt, 1) ;
   }
-  *argc -= l.ind ; *argv += l.ind ;
+  return 1 ;
 }
 
  /* The connection process: everything between accept and the engine.
@@ -374,7 +367,7 @@ int main (int argc, char const *const *argv)
   char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
 
   PROG = "sslserver" ;
-  parse_options(&argc, &argv, &s.o) ;
+  if (!options_parse(&argc, &argv, OPTSTRING, &take_option, &s.o)) dieusage() ;
   if (argc < 3 || !*argv[0]) dieusage() ;
   s.argv = argv + 2 ;
   if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
