@@ -351,28 +351,9 @@ line = os.urandom(1 << 20).hex().encode()[: (1 << 20) - 1].replace(b"\n", b"x") 
 for app, name in ((["cat"], "cat"), (["head", "-n", "1"], "head -n 1")):
     srv = server([], app)
     s = strict(srv.port, timeout=20)
-    got = {}
-
-    def writer():
-        try:
-            s.sendall(line)
-            got["sent"] = True
-        except (OSError, ssl.SSLError) as e:
-            got["send_error"] = str(e)
-
-    w = threading.Thread(target=writer, daemon=True)
-    w.start()
-    data = b""
+    data, how, send_error = suite.tls_exchange(s, line, until=len(line), timeout=20)
     s.settimeout(suite.patience(20))
-    try:
-        while len(data) < len(line):
-            c = s.recv(65536)
-            if not c:
-                break
-            data += c
-    except (OSError, ssl.SSLError) as e:
-        got["recv_error"] = str(e)
-    w.join(suite.patience(20))
+    ok(how == "enough" and send_error is None, "1 MB line via %s: sent and read back in one thread (%s, %s)" % (name, how, send_error))
     is_(len(data), len(line), "1 MB line via %s: every byte came back" % name)
     ok(hashlib.sha256(data).digest() == hashlib.sha256(line).digest(), "1 MB line via %s: intact (same SHA-256)" % name)
     if name == "cat":
@@ -409,32 +390,15 @@ srv.stop()
 # 4b. It exits early while the client is still sending.
 srv = server([], ["sh", "-c", "head -c 1000 >/dev/null; echo bye; exit 3"])
 s = strict(srv.port, timeout=20)
-state = {}
-
-
-def flood_writer(sock, state):
-    chunk = b"z" * 65536
-    try:
-        for _ in range(160):  # 10 MB, far more than the program reads
-            sock.sendall(chunk)
-        state["all_sent"] = True
-    except (OSError, ssl.SSLError) as e:
-        state["error"] = "%s: %s" % (type(e).__name__, e)
-
-
-w = threading.Thread(target=flood_writer, args=(s, state), daemon=True)
-w.start()
-rest, how = ending(s, 20)
-w.join(suite.patience(20))
-ok(not w.is_alive(), "early exit: the sending client is not left hanging (%s)" % (state.get("error") or "all sent"))
+rest, how, send_error = suite.tls_exchange(s, b"z" * (10 << 20), timeout=20)   # far more than the program reads
+ok(how != "timeout", "early exit: the sending client is not left hanging (%s)" % (send_error or "all sent"))
 is_(rest, b"bye\n", "early exit: the program's last words reach the client")
 # The program's exit leaves the client's bytes unread, so the engine's close
-# may reach the client as a RST. A socket reports a RST once: if the writer
-# thread's send took it, the reader then sees a plain EOF, which is the same
-# end seen from the other thread.
-reset_seen = "Reset" in state.get("error", "") or "Broken pipe" in state.get("error", "")
+# may reach the client as a RST. A socket reports a RST once: if a send
+# took it, the read then sees a plain EOF, which is the same end.
+reset_seen = send_error is not None and ("Reset" in send_error or "Broken pipe" in send_error)
 ok(how in ("close_notify", "reset") or how == "eof" and reset_seen,
-   "early exit: then the session ends (%s; the writer: %s)" % (how, state.get("error") or "all sent"))
+   "early exit: then the session ends (%s; sending: %s)" % (how, send_error or "all sent"))
 s.close()
 p = suite.pids(srv)
 is_(suite.end_status(srv, p[0]) if p else None, 3 << 8, "early exit: end line shows the program's exit code 3")

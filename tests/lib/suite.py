@@ -376,6 +376,55 @@ def read_all(sock, timeout=10):
     return b"".join(chunks)
 
 
+def tls_exchange(sock, data, until=None, timeout=20):
+    """Sends data on a TLS socket while reading what comes back, in one
+    thread: an SSL object must never be used by two threads at once (a read
+    that processes the server's NewSessionTicket while another thread writes
+    can corrupt the session). Reads until `until` bytes came back or the
+    session ends. Returns (bytes read, how the reading ended: 'enough',
+    'close_notify', 'eof' (TCP FIN without close_notify), 'reset',
+    'timeout' or 'error: ...', the sending error or None). A socket
+    reports a reset once: to the send that meets it, after which the read
+    sees a plain EOF."""
+    sock.setblocking(False)
+    deadline = time.monotonic() + patience(timeout)
+    sent, got, send_error = 0, b"", None
+    try:
+        while True:
+            try:
+                while until is None or len(got) < until:
+                    c = sock.recv(65536)
+                    if not c:
+                        return got, "close_notify", send_error
+                    got += c
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+            except ssl.SSLEOFError:
+                return got, "eof", send_error
+            except ConnectionResetError:
+                return got, "reset", send_error
+            except (OSError, ssl.SSLError) as e:
+                return got, "error: %s" % e, send_error
+            if until is not None and len(got) >= until:
+                return got, "enough", send_error
+            sending = sent < len(data) and send_error is None
+            if sending:
+                try:
+                    sent += sock.send(data[sent:sent + 16384])
+                    continue
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+                except (OSError, ssl.SSLError) as e:
+                    send_error = "%s: %s" % (type(e).__name__, e)
+                    continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got, "timeout", send_error
+            select.select([sock], [sock] if sending else [], [], min(left, 1.0))
+    finally:
+        sock.setblocking(True)
+
+
 def report_of(sock, timeout=10):
     """The JSON line tests/bin/report.py writes first."""
     line = read_line(sock, timeout)

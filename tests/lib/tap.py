@@ -19,9 +19,9 @@ def skip_all(reason):
     sys.exit(0)
 
 
-def diag(msg):
+def diag(msg, stream=None):
     for line in str(msg).splitlines() or [""]:
-        print("# " + line, flush=True)
+        print("# " + line, file=stream or sys.stdout, flush=True)
 
 
 def ok(cond, name, detail=None):
@@ -32,8 +32,11 @@ def ok(cond, name, detail=None):
     else:
         _failed += 1
         print("not ok %d - %s" % (_count, name), flush=True)
+        # as Test::More does: on stderr, which prove shows without -v, so a
+        # failure in make check or CI says what was measured
+        diag("Failed test %d - %s" % (_count, name), sys.stderr)
         if detail is not None:
-            diag(detail)
+            diag(detail, sys.stderr)
     return bool(cond)
 
 
