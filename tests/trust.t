@@ -82,6 +82,12 @@ os.chmod(shim, 0o755)
 
 BASE = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"], "SSL_UID": "7793", "SSL_GID": "7794"}
 
+# Under make check-asan the sanitizer's runtime must come first in
+# LD_PRELOAD, before the shim.
+ASAN = [line.split("=>")[1].split()[0] for line in subprocess.run(["ldd", suite.prog("sslserver")], capture_output=True,
+        timeout=suite.patience(10)).stdout.decode().splitlines() if "libasan" in line and "=>" in line]
+PRELOAD = " ".join(ASAN + [shim])
+
 
 def session(mode):
     """A server whose engine (uid 7793) runs the shim in mode (None: no
@@ -89,7 +95,7 @@ def session(mode):
     all the client read, the server's log, the end status)."""
     env = dict(BASE)
     if mode:
-        env.update(LD_PRELOAD=shim, SHIM_MODE=mode)
+        env.update(LD_PRELOAD=PRELOAD, SHIM_MODE=mode)
     srv = suite.Server(["-v", "-u", "7791", "-g", "7792"], env=env)
     rep, rest = None, b""
     try:
