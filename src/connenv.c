@@ -27,6 +27,21 @@ void connenv_fmtaddr (struct sockaddr_storage const *ss, char *ip, char *port)
   }
 }
 
+void connenv_canonical (char *ip)
+{
+  struct in6_addr a6 ;
+  struct in_addr a4 ;
+  char s[CONNENV_IPFMT] ;
+  if (inet_pton(AF_INET6, ip, &a6) == 1)
+  {
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) inet_ntop(AF_INET, a6.s6_addr + 12, s, sizeof(s)) ;
+    else inet_ntop(AF_INET6, &a6, s, sizeof(s)) ;
+  }
+  else if (inet_pton(AF_INET, ip, &a4) == 1) inet_ntop(AF_INET, &a4, s, sizeof(s)) ;
+  else return ;
+  memcpy(ip, s, strlen(s) + 1) ;
+}
+
 void connenv_localname (conninfo *ci, char const *name)
 {
   size_t n = strlen(name) ;

@@ -32,6 +32,11 @@ extern void connenv_localname (conninfo *, char const *name) ;
 /* Formats an address: IPv4-mapped IPv6 addresses are shown dotted. */
 extern void connenv_fmtaddr (struct sockaddr_storage const *, char *ip, char *port) ;
 
+/* Rewrites an address given as text (TCPREMOTEIP, REMOTE_ADDR) the way
+   connenv_fmtaddr writes it: an IPv4-mapped IPv6 address dotted, any
+   other IPv6 address in RFC 5952 form. Left alone if it is no address. */
+extern void connenv_canonical (char *ip) ;
+
 /* Fills the addresses of a connected socket; 0 on failure. */
 extern int connenv_fromsocket (conninfo *, int fd) ;
 

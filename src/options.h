@@ -2,9 +2,10 @@
 #ifndef OPTIONS_H
 #define OPTIONS_H
 
-/* The upper bounds most numbers share: ids and seconds fit an int. */
+/* The upper bounds most numbers share: ids fit an int, and a timeout in
+   milliseconds too (poll's), so seconds stop at about 24.8 days. */
 #define OPTIONS_ID_MAX 0x7fffffffU
-#define OPTIONS_SECONDS_MAX 0x7fffffffU
+#define OPTIONS_SECONDS_MAX 2147483U
 
 /* The number argument of option -opt, in [min, max]. Dies 100 ("invalid
    argument for -c: abc (from 1 to 100000)") otherwise. */

@@ -47,6 +47,9 @@ static void connection_info (conninfo *ci)
   copyvar(ci->localport, sizeof(ci->localport), "TCPLOCALPORT") ;
   copyvar(ci->remoteip, sizeof(ci->remoteip), "TCPREMOTEIP") ;
   copyvar(ci->remoteport, sizeof(ci->remoteport), "TCPREMOTEPORT") ;
+  /* an IPv4 client gets the IPv4 rules however its address is spelled */
+  connenv_canonical(ci->localip) ;
+  connenv_canonical(ci->remoteip) ;
   if (getenv("TCPLOCALHOST")) { copyvar(ci->localhost, sizeof(ci->localhost), "TCPLOCALHOST") ; ci->haslocalhost = 1 ; }
   if (getenv("TCPREMOTEHOST")) { copyvar(ci->remotehost, sizeof(ci->remotehost), "TCPREMOTEHOST") ; ci->hasremotehost = 1 ; }
   if (getenv("TCPREMOTEINFO")) { copyvar(ci->remoteinfo, sizeof(ci->remoteinfo), "TCPREMOTEINFO") ; ci->hasremoteinfo = 1 ; }

@@ -400,7 +400,10 @@ int main (int argc, char const *const *argv)
     iopause_fd x[2] = { { .fd = s.spfd, .events = IOPAUSE_READ }, { .fd = s.lfd, .events = IOPAUSE_READ } } ;
     int r = iopause_g(x, s.children < s.o.limit ? 2 : 1, &s.rotation) ;
     if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
-    if (!r) { rotate_tickets(&s) ; continue ; }
+    /* on schedule even when a steady stream of connections keeps iopause
+       from ever timing out */
+    if (!tain_less(&STAMP, &s.rotation)) rotate_tickets(&s) ;
+    if (!r) continue ;
     if (x[0].revents) handle_signals(&s) ;
     if (s.children < s.o.limit && x[1].revents) new_connection(&s) ;
   }

@@ -113,6 +113,42 @@ def exit_status_through_tcpserver():
 scenario("The program's exit status is sslhandoff's, as tcpserver sees it", exit_status_through_tcpserver)
 
 
+# An IPv4 client gets the IPv4 rules however the server before sslhandoff
+# spells its address: a TCPREMOTEIP of ::ffff:127.0.0.5 (in capitals, or
+# fully written out) must not slip past a 127.0.0.5:deny rule.
+def v4_mapped_spellings():
+    rules = os.path.join(pki.dir, "mapped")
+    r = subprocess.run(["tcprules", rules + ".cdb", rules + ".tmp"], capture_output=True,
+                       input=b'127.0.0.5:deny\n:allow,WHO="anyone"\n', timeout=suite.patience(10))
+    is_(r.returncode, 0, "tcprules made a cdb denying 127.0.0.5")
+    for spelling in ("127.0.0.5", "::ffff:127.0.0.5", "::FFFF:127.0.0.5", "0:0:0:0:0:ffff:7f00:5"):
+        srv = suite.PortCommand(["tcpserver", "-1", "-v", "-HR", "-l", "localhost", "127.0.0.1", "0",
+                                 "env", "TCPREMOTEIP=" + spelling, HANDOFF, "-v", "-x", rules + ".cdb",
+                                 suite.PYTHON, suite.REPORT], env=ENV)
+        try:
+            with suite.tls_connect(srv.port, ctx) as s:
+                rep = suite.report_of(s)
+        except (ssl.SSLError, OSError):
+            rep = None
+        ok(rep is None and srv.wait_log(r"^sslhandoff: deny \d+ "),
+           "TCPREMOTEIP=%s: the deny rule applies, the program never runs" % spelling, srv.log())
+        srv.stop()
+    # and an address no rule denies is still served
+    srv = suite.PortCommand(["tcpserver", "-1", "-v", "-HR", "-l", "localhost", "127.0.0.1", "0",
+                             "env", "TCPREMOTEIP=::ffff:127.0.0.6", HANDOFF, "-v", "-x", rules + ".cdb",
+                             suite.PYTHON, suite.REPORT], env=ENV)
+    with suite.tls_connect(srv.port, ctx) as s:
+        rep = suite.report_of(s)
+        s.sendall(b"quit\n")
+    env = (rep or {}).get("env", {})
+    is_((env.get("WHO"), env.get("SSLREMOTEIP")), ("anyone", "127.0.0.6"),
+        "TCPREMOTEIP=::ffff:127.0.0.6: served, SSLREMOTEIP shown dotted")
+    srv.stop()
+
+
+scenario("v4-mapped and other spellings of TCPREMOTEIP", v4_mapped_spellings)
+
+
 # ---------------------------------------------------------------- deferred
 def deferred_tls_modes():
     srv = tcpserver(["-v", "-n"], SMTPD)

@@ -154,6 +154,10 @@ check("-b 70000", opts=["-b", "70000"], env=GOOD, code=100, names=("-b", "70000"
 check("-c 99999999999999999999 (overflows)", opts=["-c", "99999999999999999999"], env=GOOD, code=100,
       names=("99999999999999999999",))
 check("-T 1x", opts=["-T", "1x"], env=GOOD, code=100, names=("-T", "1x"))
+check("-w 2147484 (over 24.8 days: poll's milliseconds overflow)", opts=["-w", "2147484"], env=GOOD, code=100,
+      names=("-w", "2147484"), extra=r"\(from 0 to 2147483\)$")
+rc, out, err = suite.run_server_once(["-1", "-w", "2147483", "-T", "2147483", "-t", "2147483"], env=GOOD)
+ok(rc is None and out.endswith("\n"), "-w/-T/-t 2147483, the highest: sslserver starts and listens", err)
 check("MAXCONIP=+3 (digits only)", env=dict(GOOD, MAXCONIP="+3"), code=100, names=("MAXCONIP", "+3"))
 rc, out, err = suite.run_server_once(["-1", "-c", "100000"], env=GOOD)
 ok(rc is None and out.endswith("\n"), "-c 100000, the highest: sslserver starts and listens", err)
