@@ -113,9 +113,11 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
     dieu_sys(111, "build the environment") ;
 
   connenv = merged_environment(&v, r) ;
-  e->ctx = rule_context(dflt, connenv, r, cfg) ;
   privs_engine_from_env(&e->tls, connenv, o->uid, o->gid) ;
   privs_engine_check(&e->tls) ;
+  privs_check_possible(o->uid, o->gid, "the program") ;
+  privs_check_possible(e->tls.uid, e->tls.gid, "the TLS engine") ;
+  e->ctx = rule_context(dflt, connenv, r, cfg) ;
   e->clientcert = tlsctx_clientcert(connenv, rule_clientcert(r, o->clientcert)) ;
   e->deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
   genalloc_free(char const *, &v) ;

@@ -7,6 +7,7 @@
 
 #include <skalibs/env.h>
 #include <skalibs/setgroups.h>
+#include <skalibs/types.h>
 
 #include "log.h"
 #include "number.h"
@@ -70,4 +71,13 @@ void privs_envuidgid (uid_t *uid, gid_t *gid)
   *uid = id ;
   if (!envid("GID", getenv("GID"), &id)) die_x(100, "-U needs $GID") ;
   *gid = id ;
+}
+
+void privs_check_possible (uid_t uid, gid_t gid, char const *who)
+{
+  char u[UINT_FMT], g[UINT_FMT] ;
+  if ((!uid && !gid) || !geteuid()) return ;
+  u[uint_fmt(u, uid)] = 0 ;
+  g[uint_fmt(g, gid)] = 0 ;
+  die_x(111, "unable to run ", who, " as uid ", u, " gid ", g, ": only root can change its user or groups (run as root, or leave out -u/-g and SSL_UID/SSL_GID)") ;
 }

@@ -27,6 +27,12 @@ struct privs_engine_s
 } ;
 extern void privs_engine_from_env (privs_engine *, char const *const *envp, uid_t appuid, gid_t appgid) ;
 
+/* Start-up check that a process can become uid/gid (who says whose
+   identity it is, for the message): only root can change its user or its
+   groups, so a process that is not root and is asked for any uid or gid
+   dies 111 here, rather than failing on every connection. */
+extern void privs_check_possible (uid_t uid, gid_t gid, char const *who) ;
+
 /* Start-up check of what privs_engine_from_env found: SSL_CHROOT must be
    a directory. Dies 111 otherwise. */
 extern void privs_engine_check (privs_engine const *) ;

@@ -381,6 +381,8 @@ int main (int argc, char const *const *argv)
     privs_engine p ;
     privs_engine_from_env(&p, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
     privs_engine_check(&p) ;
+    privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
+    privs_check_possible(p.uid, p.gid, "the TLS engine") ;
   }
   build_context(&s, argc, argv) ;
   if (verbosity >= 3) log_config(&s.o) ;

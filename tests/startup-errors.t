@@ -162,6 +162,46 @@ check("MAXCONIP=+3 (digits only)", env=dict(GOOD, MAXCONIP="+3"), code=100, name
 rc, out, err = suite.run_server_once(["-1", "-c", "100000"], env=GOOD)
 ok(rc is None and out.endswith("\n"), "-c 100000, the highest: sslserver starts and listens", err)
 
+# ---------------------------------------------------------------- users that cannot be switched to
+# Only root can change its user or groups: a server started as anyone else
+# with -u/-g or SSL_UID/SSL_GID must stop at start-up (as tcpserver does),
+# not start and then reset every connection. (Run as nobody, with setpriv.)
+if os.geteuid() == 0:
+    NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    # a key nobody can read, so that nothing else stops the server
+    pub = suite.tmpdir()
+    PUBLIC = {"CERTFILE": os.path.join(pub, "server.pem"), "KEYFILE": os.path.join(pub, "server.key")}
+    for src, dst in ((leaf["pem"], PUBLIC["CERTFILE"]), (leaf["key"], PUBLIC["KEYFILE"])):
+        with open(src, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read())
+        os.chmod(dst, 0o644)
+    ctl = suite.PortCommand(NOBODY + [suite.prog("sslserver"), "-1", "127.0.0.1", "0", "true"],
+                            env=dict(PUBLIC, PATH=os.environ.get("PATH", "/usr/bin:/bin")))
+    ok(ctl.port, "not root, without -u/-g: sslserver starts and listens (the key is readable)", ctl.log())
+    ctl.stop()
+    for what, opts, env, who in ((["-u 7791"], ["-u", "7791"], {}, "the program"),
+                                 (["-g 7792"], ["-g", "7792"], {}, "the program"),
+                                 (["SSL_UID=7793"], [], {"SSL_UID": "7793"}, "the TLS engine")):
+        e = dict(PUBLIC, PATH=os.environ.get("PATH", "/usr/bin:/bin"), **env)
+        p = subprocess.Popen(NOBODY + [suite.prog("sslserver"), "-1"] + opts + ["127.0.0.1", "0", "true"], env=e,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = p.communicate(timeout=suite.patience(10))
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            rc = None
+        is_((rc, out), (111, b""), "not root, %s: exit 111 at start-up, nothing listens" % what[0])
+        like(err.decode(), r"\Asslserver: fatal: \(111\) unable to run %s as uid \d+ gid \d+: only root can change its user "
+             r"or groups[^\n]*\n\Z" % who, "not root, %s: one line says why and what to do" % what[0])
+    r = subprocess.run(NOBODY + [suite.prog("sslhandoff"), "-u", "7791", "true"], stdin=subprocess.DEVNULL,
+                       capture_output=True, env=dict(PUBLIC, PATH=os.environ.get("PATH", "/usr/bin:/bin")),
+                       timeout=suite.patience(10))
+    like(r.stderr.decode(), r"\Asslhandoff: fatal: \(111\) unable to run the program as uid 7791 gid 0: only root",
+         "sslhandoff not root with -u 7791: one line, before any TLS")
+    is_(r.returncode, 111, "sslhandoff not root with -u 7791: exit 111")
+
 # ---------------------------------------------------------------- address and port
 check("unknown port name", env=GOOD, port="no-such-service", names=("no-such-service",))
 check("port out of range", env=GOOD, port="70000", names=("70000",))
