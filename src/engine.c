@@ -46,37 +46,31 @@ static void close_net (engine const *e)
   if (e->netw != e->netr) fd_close(e->netw) ;
 }
 
-static int wait_app (pid_t pid)
-{
-  int wstat ;
-  for (;;)
-  {
-    pid_t r = waitpid(pid, &wstat, 0) ;
-    if (r == pid) return WIFSIGNALED(wstat) ? 128 + WTERMSIG(wstat) : WEXITSTATUS(wstat) ;
-    if (r == -1 && errno != EINTR) return 111 ;
-  }
-}
-
  /* How long a connection that failed waits for its application to exit. */
 #define ENGINE_APPWAIT_SECS 5
 
- /* The application's status, or -1 if it has not exited within secs. */
-static int wait_app_bounded (pid_t pid, unsigned int secs)
+ /* The application's status; with secs > 0, -1 if it has not exited
+    within secs. */
+static int wait_app (pid_t pid, unsigned int secs)
 {
   struct timespec now, deadline ;
   sigset_t chld ;
-  sigemptyset(&chld) ;
-  sigaddset(&chld, SIGCHLD) ;
-  sigprocmask(SIG_BLOCK, &chld, 0) ;   /* so that sigtimedwait can take it */
-  clock_gettime(CLOCK_MONOTONIC, &deadline) ;
-  deadline.tv_sec += secs ;
+  if (secs)
+  {
+    sigemptyset(&chld) ;
+    sigaddset(&chld, SIGCHLD) ;
+    sigprocmask(SIG_BLOCK, &chld, 0) ;   /* so that sigtimedwait can take it */
+    clock_gettime(CLOCK_MONOTONIC, &deadline) ;
+    deadline.tv_sec += secs ;
+  }
   for (;;)
   {
     struct timespec left ;
     int wstat ;
-    pid_t r = waitpid(pid, &wstat, WNOHANG) ;
+    pid_t r = waitpid(pid, &wstat, secs ? WNOHANG : 0) ;
     if (r == pid) return WIFSIGNALED(wstat) ? 128 + WTERMSIG(wstat) : WEXITSTATUS(wstat) ;
     if (r == -1 && errno != EINTR) return 111 ;
+    if (!secs) continue ;
     clock_gettime(CLOCK_MONOTONIC, &now) ;
     left.tv_sec = deadline.tv_sec - now.tv_sec ;
     left.tv_nsec = deadline.tv_nsec - now.tv_nsec ;
@@ -110,9 +104,9 @@ static void end (conn *c, int signalapp, int code)
   if (c->fromapp >= 0) fd_close(c->fromapp) ;
   close_net(e) ;
   if (!c->app) _exit(code >= 0 ? code : 111) ;   /* no application started */
-  if (code < 0) _exit(wait_app(c->app)) ;
+  if (code < 0) _exit(wait_app(c->app, 0)) ;
   if (signalapp) kill(c->app, SIGTERM) ;
-  if (wait_app_bounded(c->app, ENGINE_APPWAIT_SECS) < 0)
+  if (wait_app(c->app, ENGINE_APPWAIT_SECS) < 0)
     log_warn("the program of pid ", e->pid, " has not exited 5 seconds after its connection failed: no longer waiting for it") ;
   _exit(code) ;
 }
@@ -133,7 +127,6 @@ static char await_starttls (conn *c)
       end(c, 0, -1) ;
     case UCSPITLS_TIMEOUT :
       log_error(111, "timed out in plaintext with: ", e->remoteip, " for pid: ", e->pid) ;
-      shutdown(e->netr, SHUT_RDWR) ;
       end(c, 1, 111) ;
     case UCSPITLS_ERROR :
       log_error(111, "unable to read the control socket for pid: ", e->pid, ": ", strerror(errno)) ;
@@ -144,7 +137,6 @@ static char await_starttls (conn *c)
     char hex[5] = "0x" ;
     hex[2 + number_hex(hex + 2, (unsigned char const *)&cmd, 1, 0)] = 0 ;
     log_error(100, "UCSPI-TLS protocol error for pid: ", e->pid, ": unknown command byte ", hex) ;
-    shutdown(e->netr, SHUT_RDWR) ;
     end(c, 1, 100) ;
   }
   return cmd ;
