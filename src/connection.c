@@ -28,10 +28,11 @@ static void apply_rules (char const *file, int optional, conninfo const *ci, rul
   }
 }
 
-static int sets_tls (rules_result const *r)
+ /* 1 if the rule sets a variable of the TLS table with one of flags. */
+static int sets_any (rules_result const *r, unsigned int flags)
 {
   for (size_t i = 0 ; i < r->env.len ; i += strlen(r->env.s + i) + 1)
-    if (tlsctx_var_has(r->env.s + i, TLSCTX_VAR_PERRULE)) return 1 ;
+    if (tlsctx_var_has(r->env.s + i, flags)) return 1 ;
   return 0 ;
 }
 
@@ -55,7 +56,7 @@ static SSL_CTX *rule_context (SSL_CTX *dflt, char const *const *connenv, rules_r
   unsigned char sidctx[32] ;
   char err[1024] ;
   SSL_CTX *ctx ;
-  if (dflt && !sets_tls(r)) return dflt ;
+  if (dflt && !sets_any(r, TLSCTX_VAR_PERRULE)) return dflt ;
   cfg.clientcert = rule_clientcert(r, cfg.clientcert) ;
   /* A session made under other TLS settings (another certificate, no client
      certificate) must never resume here: the rule gets its own context id. */
@@ -114,9 +115,14 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
 
   connenv = merged_environment(&v, r) ;
   privs_engine_from_env(&e->tls, connenv, o->uid, o->gid) ;
-  privs_engine_check(&e->tls) ;
-  privs_check_possible(o->uid, o->gid, "the program") ;
-  privs_check_possible(e->tls.uid, e->tls.gid, "the TLS engine") ;
+  /* sslserver checked its own identities at start-up: again only if the
+     rule sets one of them */
+  if (!dflt || sets_any(r, TLSCTX_VAR_IDENTITY))
+  {
+    privs_engine_check(&e->tls) ;
+    privs_check_possible(o->uid, o->gid, "the program") ;
+    privs_check_possible(e->tls.uid, e->tls.gid, "the TLS engine") ;
+  }
   e->ctx = rule_context(dflt, connenv, r, cfg) ;
   e->clientcert = tlsctx_clientcert(connenv, rule_clientcert(r, o->clientcert)) ;
   e->deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;

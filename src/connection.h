@@ -58,7 +58,9 @@ extern void connection_init (connection *c) ;
  * then builds the connection's environment, its TLS context (dflt unless
  * the rule sets a TLS variable; with dflt 0 always built from cfg and the
  * environment), the engine's identity (SSL_UID, SSL_GID, SSL_CHROOT, which
- * a rule may set too; checked), its client-certificate and TLS modes.
+ * a rule may set too; checked here when dflt is 0 or the rule sets one, the
+ * caller having checked its own at start-up), its client-certificate and
+ * TLS modes.
  * Leaves c->engine ready for engine_run with the network on netr/netw.
  * Dies with a one-line message on any failure.
  */

@@ -27,19 +27,34 @@ void connenv_fmtaddr (struct sockaddr_storage const *ss, char *ip, char *port)
   }
 }
 
+int connenv_sockaddr (char const *ip, char const *port, struct sockaddr_storage *ss, socklen_t *len)
+{
+  uint16_t p = 0 ;
+  memset(ss, 0, sizeof(*ss)) ;
+  if (port && !uint160_scan(port, &p)) return 0 ;
+  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1)
+  {
+    ss->ss_family = AF_INET ;
+    ((struct sockaddr_in *)ss)->sin_port = htons(p) ;
+    *len = sizeof(struct sockaddr_in) ;
+    return 1 ;
+  }
+  if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1)
+  {
+    ss->ss_family = AF_INET6 ;
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(p) ;
+    *len = sizeof(struct sockaddr_in6) ;
+    return 1 ;
+  }
+  return 0 ;
+}
+
 void connenv_canonical (char *ip)
 {
-  struct in6_addr a6 ;
-  struct in_addr a4 ;
-  char s[CONNENV_IPFMT] ;
-  if (inet_pton(AF_INET6, ip, &a6) == 1)
-  {
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) inet_ntop(AF_INET, a6.s6_addr + 12, s, sizeof(s)) ;
-    else inet_ntop(AF_INET6, &a6, s, sizeof(s)) ;
-  }
-  else if (inet_pton(AF_INET, ip, &a4) == 1) inet_ntop(AF_INET, &a4, s, sizeof(s)) ;
-  else return ;
-  memcpy(ip, s, strlen(s) + 1) ;
+  struct sockaddr_storage ss ;
+  socklen_t len ;
+  char port[CONNENV_PORTFMT] ;
+  if (connenv_sockaddr(ip, 0, &ss, &len)) connenv_fmtaddr(&ss, ip, port) ;
 }
 
 void connenv_localname (conninfo *ci, char const *name)

@@ -3,6 +3,7 @@
 #define CONNENV_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <skalibs/stralloc.h>
 
 #define CONNENV_IPFMT 46
@@ -31,6 +32,10 @@ extern void connenv_localname (conninfo *, char const *name) ;
 
 /* Formats an address: IPv4-mapped IPv6 addresses are shown dotted. */
 extern void connenv_fmtaddr (struct sockaddr_storage const *, char *ip, char *port) ;
+
+/* Parses an address (IPv4 or IPv6 text) and port (decimal, or 0 for
+   none) into ss and len; 0 if it is no address. */
+extern int connenv_sockaddr (char const *ip, char const *port, struct sockaddr_storage *ss, socklen_t *len) ;
 
 /* Rewrites an address given as text (TCPREMOTEIP, REMOTE_ADDR) the way
    connenv_fmtaddr writes it: an IPv4-mapped IPv6 address dotted, any

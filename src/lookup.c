@@ -19,28 +19,6 @@
 
 #include "lookup.h"
 
-static int sockaddr_of (char const *ip, char const *port, struct sockaddr_storage *ss, socklen_t *len)
-{
-  uint16_t p = 0 ;
-  memset(ss, 0, sizeof(*ss)) ;
-  if (port && !uint160_scan(port, &p)) return 0 ;
-  if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1)
-  {
-    ss->ss_family = AF_INET ;
-    ((struct sockaddr_in *)ss)->sin_port = htons(p) ;
-    *len = sizeof(struct sockaddr_in) ;
-    return 1 ;
-  }
-  if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1)
-  {
-    ss->ss_family = AF_INET6 ;
-    ((struct sockaddr_in6 *)ss)->sin6_port = htons(p) ;
-    *len = sizeof(struct sockaddr_in6) ;
-    return 1 ;
-  }
-  return 0 ;
-}
-
 static int resolves_to (char const *host, char const *ip)
 {
   struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *p ;
@@ -64,7 +42,7 @@ static int reverse (char const *ip, int paranoid, char *host, size_t hostlen)
 {
   struct sockaddr_storage ss ;
   socklen_t len ;
-  if (!sockaddr_of(ip, 0, &ss, &len)) return 0 ;
+  if (!connenv_sockaddr(ip, 0, &ss, &len)) return 0 ;
   if (getnameinfo((struct sockaddr *)&ss, len, host, hostlen, 0, 0, NI_NAMEREQD)) return 0 ;
   for (char *p = host ; *p ; p++) *p = tolower((unsigned char)*p) ;
   if (paranoid && !resolves_to(host, ip)) return 0 ;
@@ -84,7 +62,7 @@ static int ident (conninfo const *ci, char *info, size_t max)
   size_t n = 0, qlen ;
   unsigned int colons = 0, k = 0 ;
   int fd ;
-  if (!sockaddr_of(ci->localip, 0, &local, &llen) || !sockaddr_of(ci->remoteip, "113", &remote, &rlen)) return 0 ;
+  if (!connenv_sockaddr(ci->localip, 0, &local, &llen) || !connenv_sockaddr(ci->remoteip, "113", &remote, &rlen)) return 0 ;
   fd = socket(remote.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0) ;
   if (fd == -1) return 0 ;
   if (bind(fd, (struct sockaddr *)&local, llen) == -1 || connect(fd, (struct sockaddr *)&remote, rlen) == -1) return 0 ;

@@ -26,13 +26,15 @@
 /*
  * The variables the TLS engine is configured with, in one table: the
  * context builder reads them, -V lists them with their defaults, a rule
- * setting a PERRULE one gets a TLS context of its own, and SECRET ones never
- * reach the program's environment. NAMED ones also come as NAME:servername
+ * setting a PERRULE one gets a TLS context of its own, one setting an
+ * IDENTITY one has the engine's identity checked again, and SECRET ones
+ * never reach the program's environment. NAMED ones also come as NAME:servername
  * (SNI pairs).
  */
 #define TLSCTX_VAR_SECRET 0x1
 #define TLSCTX_VAR_PERRULE 0x2
 #define TLSCTX_VAR_NAMED 0x4
+#define TLSCTX_VAR_IDENTITY 0x8    /* the engine's user, group or root */
 
 typedef struct tlsctx_var_s tlsctx_var ;
 struct tlsctx_var_s
