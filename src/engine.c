@@ -121,6 +121,7 @@ static char await_starttls (conn *c)
   {
     case UCSPITLS_EOF :
       /* the application never asked for TLS: the connection is its own */
+      if (!e->client) log_cleartext(e->pid) ;
       fd_close(c->ctl) ; c->ctl = -1 ;
       fd_close(c->toapp) ; c->toapp = -1 ;
       fd_close(c->fromapp) ; c->fromapp = -1 ;

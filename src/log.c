@@ -56,6 +56,11 @@ void log_dielinev (int e, int withsys, char const *const *v, unsigned int n)
   _exit(e) ;
 }
 
+void log_cleartext (char const *pid)
+{
+  log_status("cleartext ", pid) ;
+}
+
  /* The earliest error in OpenSSL's queue is the cause; later ones are context. */
 
 char const *log_sanitize (char *buf, char const *s, unsigned int keepcolon)

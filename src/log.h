@@ -27,6 +27,11 @@ extern char const *log_sanitize (char *, char const *, unsigned int) ;
 #define log_warn(...) do { if (verbosity >= 1) log_line("warning: ", __VA_ARGS__) ; } while (0)
 #define log_error(e, ...) do { if (verbosity >= 1) log_line("error: (" #e ") ", __VA_ARGS__) ; } while (0)
 
+/* A deferred session that ended without TLS ever being started (the program
+   never asked for it): "cleartext PID" at -v. A STARTTLS front says so the
+   same way, so that an operator sees which connections stayed in clear. */
+extern void log_cleartext (char const *pid) ;
+
 /* die_x: message only; die_sys: append ": strerror(errno)"; die_tls: append
    the OpenSSL error queue's first reason. The exit code must be a literal. */
 #define die_x(e, ...) log_dielinev(e, 0, LOG_ARRAY("fatal: (" #e ") ", __VA_ARGS__), 1 + LOG_COUNT(__VA_ARGS__))

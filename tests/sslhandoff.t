@@ -218,6 +218,7 @@ def ucspitls_descriptors_and_block():
         is_([(st["desc"].get(f) or {}).get("kind") for f in ("3", "4", "5")], ["socket", "pipe", "pipe"],
             "ucspitls-app: fd 3 a socket, 4 and 5 pipes")
     is_(suite.end_status(srv, last_pid(srv), prog="tcpserver"), 0, "ucspitls-app: tcpserver end PID status 0")
+    unlike(srv.log(), r"cleartext", "ucspitls-app: a session that started TLS logs no cleartext line")
     srv.stop()
 
 
@@ -239,6 +240,29 @@ def bad_command_byte():
 
 
 scenario('A bad command byte under sslhandoff: exit 100', bad_command_byte)
+
+
+# A program that never asks for TLS: "sslhandoff: cleartext PID" at -v only.
+def never_asks_for_tls():
+    for opts, expected in ((["-v", "-n"], 1), (["-n"], 0)):
+        name = "sslhandoff %s, no STARTTLS" % " ".join(opts)
+        path = os.path.join(suite.tmpdir(), "report.json")
+        srv = tcpserver(opts, [suite.PYTHON, APP, path, "none", "eof", "0"])
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
+            suite.line(raw)
+            raw.sendall(b"QUIT\r\n")
+            is_(suite.line(raw), "221 bye\r\n", "%s: program answers in clear" % name)
+            is_(suite.read_all(raw), b"", "%s: connection closed" % name)
+        pid = last_pid(srv)
+        is_(suite.end_status(srv, pid, prog="tcpserver"), 0, "%s: tcpserver end PID status 0" % name)
+        is_(suite.log_count(srv, r"^sslhandoff: cleartext %s$" % pid), expected,
+            "%s: %s" % (name, "one 'sslhandoff: cleartext PID' line with tcpserver's pid" if expected
+                        else "no cleartext line at the default verbosity"))
+        is_(suite.log_count(srv, r"cleartext"), expected, "%s: no other cleartext line" % name)
+        srv.stop()
+
+
+scenario("A program that never asks for TLS under sslhandoff", never_asks_for_tls)
 
 
 # ---------------------------------------------------------------- start-up error

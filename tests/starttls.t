@@ -4,8 +4,9 @@
 # smtplib) against examples/starttls-smtpd; the mode selection (-n, -N,
 # UCSPITLS); the protocol itself with tests/bin/ucspitls-app.py (both block
 # reader styles, 'y', the descriptors, the banner, a bad command byte, an
-# application that never asks for TLS, a failed handshake); STARTTLS
-# command injection; the plaintext-phase timeout.
+# application that never asks for TLS and its "cleartext" log line, a
+# failed handshake); STARTTLS command injection; the plaintext-phase
+# timeout.
 import json
 import os
 import re
@@ -251,6 +252,7 @@ def tls_with_block_reader_stops_at_nul():
     is_([k for k in st["envnames"] if k.startswith(("KEYFILE", "CERTFILE"))], [],
         "env: KEYFILE and CERTFILE removed in deferred mode")
     is_(first_end_status(srv), 0, "Y/nul: end PID status 0")
+    unlike(srv.log(), r"cleartext", "Y/nul: a session that started TLS logs no cleartext line")
     srv.stop()
 
 
@@ -291,6 +293,8 @@ def tls_without_block():
         is_((ctl.get("bytes"), ctl.get("eof")), ("", True), "y: no block, the control socket reaches EOF")
         if s:
             echo_check(s, "y")
+    ok(first_end_status(srv) is not None and "cleartext" not in srv.log(),
+       "y: a session that started TLS ends with no cleartext line", srv.log())
     srv.stop()
 
 
@@ -322,6 +326,9 @@ def client_leaves_in_clear():
         is_(suite.read_all(raw, timeout=10), b"", "client leaves in clear: connection closed")
     is_(first_end_status(srv), 0, "client leaves in clear: the program's exit 0 is the connection's")
     unlike(srv.log(), r"tls \d+ accept|error", "client leaves in clear: no TLS, no error logged")
+    pids = suite.pids(srv)
+    is_(suite.log_count(srv, r"^sslserver: cleartext %s$" % (pids[0] if pids else "?")), 1,
+        "client leaves in clear: -v logs 'cleartext PID' once, for the connection's pid")
     srv.stop()
 
 
@@ -357,6 +364,26 @@ def program_never_asks_for_tls():
         is_(suite.read_all(raw, timeout=10), b"", "no STARTTLS: connection closed when the program exits")
     is_(first_end_status(srv), 1792, "no STARTTLS: program's exit 7 is the connection's (status 1792)")
     unlike(srv.log(), r"tls \d+ accept", "no STARTTLS: no TLS accept logged")
+    pids = suite.pids(srv)
+    is_(suite.log_count(srv, r"^sslserver: cleartext %s$" % (pids[0] if pids else "?")), 1,
+        "no STARTTLS: -v logs 'sslserver: cleartext PID' once, for the connection's pid")
+    is_(suite.log_count(srv, r"cleartext"), 1, "no STARTTLS: and no other cleartext line")
+    log = srv.log()
+    ok(0 <= log.find("cleartext ") < log.find("end %s status" % (pids[0] if pids else "?")),
+       "no STARTTLS: the cleartext line comes before the end line", log)
+    srv.stop()
+
+    # At the default verbosity (-Q) there is no such line.
+    d = suite.tmpdir()
+    srv = suite.Server(["-n"], env=ENV, app=[suite.PYTHON, APP, os.path.join(d, "report.json"), "none", "eof", "7"])
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
+        clear_greeting(raw)
+        raw.sendall(b"QUIT\r\n")
+        is_(clear_greeting(raw), "221 bye", "no STARTTLS, default verbosity: program answers in clear")
+        is_(suite.read_all(raw, timeout=10), b"", "no STARTTLS, default verbosity: connection closed")
+    srv.signal(15)
+    is_(srv.wait(10), 0, "no STARTTLS, default verbosity: server stopped (its log is complete)")
+    unlike(srv.log(), r"cleartext", "no STARTTLS, default verbosity: no cleartext line")
     srv.stop()
 
 
