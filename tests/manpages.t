@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-# The man pages tell the truth: every option a SYNOPSIS lists is the one the
-# program's usage line lists, is described under OPTIONS, and is accepted
-# by the program; the defaults the pages state are the ones the code uses
-# (read back from sslserver -V, the listening socket's backlog, and the
-# cipher lists a client can negotiate).
+# The man pages tell the truth: every option a SYNOPSIS lists is the one
+# the program's usage line lists, is described under OPTIONS, and is
+# accepted by the program; no source line is over 80 columns; the
+# defaults the pages state are the ones the code uses (read back from
+# sslserver -V, the listening socket's backlog, and the cipher lists a
+# client can negotiate).
 import os
 import re
 import socket
@@ -103,6 +104,16 @@ for prog in ("sslserver", "sslhandoff", "sslclient"):
             continue   # needs a passphrase on fd 3; covered by tests/startup-errors.t
         good, detail = accepted(prog, opt)
         ok(good, "%s accepts -%s" % (prog, opt), detail)
+
+# Source lines of at most 80 columns: pages are read and patched in
+# terminals and mail (a long literal line is split with a backslash at its
+# end, which roff joins again).
+for path in sorted(os.listdir(MAN)):
+    if not path.endswith(".1"):
+        continue
+    with open(os.path.join(MAN, path), encoding="utf-8") as f:
+        long_lines = ["%d: %d columns" % (n, len(l.rstrip("\n"))) for n, l in enumerate(f, 1) if len(l.rstrip("\n")) > 80]
+    is_(long_lines, [], "man/%s: no source line over 80 columns" % path)
 
 # sslrules: both forms of its SYNOPSIS.
 text = render("sslrules")
