@@ -1,7 +1,11 @@
 /* ISC license. */
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -16,6 +20,7 @@
 
 #include "log.h"
 #include "number.h"
+#include "scope.h"
 #include "tlsctx.h"
 #include "tickets.h"
 
@@ -27,6 +32,8 @@ tlsctx_var const tlsctx_vars[] =
   { "CAFILE", 0, TLSCTX_VAR_PERRULE },
   { "CADIR", 0, TLSCTX_VAR_PERRULE },
   { "CCAFILE", 0, TLSCTX_VAR_PERRULE },
+  { "CRLFILE", 0, TLSCTX_VAR_PERRULE },
+  { "CRLDIR", 0, TLSCTX_VAR_PERRULE },
   { "VERIFYDEPTH", TLSCTX_VERIFYDEPTH_STRING, TLSCTX_VAR_PERRULE },
   { "CIPHERS", TLSCTX_CIPHERS, TLSCTX_VAR_PERRULE },
   { "CIPHERSUITES", TLSCTX_CIPHERSUITES, TLSCTX_VAR_PERRULE },
@@ -194,11 +201,82 @@ static int load_keypair (SSL_CTX *ctx, char const *certfile, char const *keyfile
   return 1 ;
 }
 
+ /* Which sessions may resume under a context (see scope.h): the service or
+    rule (cfg->sidctx), and what client certificates are verified against -
+    the mode, the depth, the contents of CAFILE, CCAFILE and CRLFILE and the
+    entries of CADIR and CRLDIR (name, size, time, inode). A reload that
+    changes any of them changes the scope, so no session authenticated
+    before it resumes after it. */
+static int digest_file (EVP_MD_CTX *md, char const *path)
+{
+  char buf[4096] ;
+  int fd = open(path, O_RDONLY | O_CLOEXEC) ;
+  if (fd == -1) return 1 ;   /* loading it said why, or will */
+  for (;;)
+  {
+    ssize_t r = read(fd, buf, sizeof(buf)) ;
+    if (r == -1 && errno == EINTR) continue ;
+    if (r <= 0 || !EVP_DigestUpdate(md, buf, r)) { close(fd) ; return r == 0 ; }
+  }
+}
+
+ /* Entries in any order: their digests are added up by exclusive or. */
+static int digest_dir (EVP_MD_CTX *md, char const *path)
+{
+  unsigned char sum[32] = { 0 } ;
+  struct dirent *de ;
+  DIR *dir = opendir(path) ;
+  if (!dir) return 1 ;
+  while ((de = readdir(dir)))
+  {
+    struct stat st ;
+    unsigned char h[32] ;
+    unsigned int hlen = 32 ;
+    unsigned char rec[sizeof(de->d_name) + 4 * 8] ;
+    size_t n = strlen(de->d_name) + 1 ;
+    uint64_t f[4] ;
+    if (fstatat(dirfd(dir), de->d_name, &st, 0) == -1) continue ;
+    f[0] = st.st_size ; f[1] = st.st_mtim.tv_sec ; f[2] = st.st_mtim.tv_nsec ; f[3] = st.st_ino ;
+    memcpy(rec, de->d_name, n) ;
+    memcpy(rec + n, f, sizeof(f)) ;
+    if (!EVP_Digest(rec, n + sizeof(f), h, &hlen, EVP_sha256(), 0)) { closedir(dir) ; return 0 ; }
+    for (unsigned int i = 0 ; i < 32 ; i++) sum[i] ^= h[i] ;
+  }
+  closedir(dir) ;
+  return EVP_DigestUpdate(md, sum, sizeof(sum)) ;
+}
+
+static int digest_path (EVP_MD_CTX *md, char const *path)
+{
+  struct stat st ;
+  if (!path) return EVP_DigestUpdate(md, "", 1) ;
+  if (!EVP_DigestUpdate(md, path, strlen(path) + 1)) return 0 ;
+  if (stat(path, &st) == -1) return 1 ;
+  return S_ISDIR(st.st_mode) ? digest_dir(md, path) : digest_file(md, path) ;
+}
+
+static int scope_id (char const *const *envp, tlsctx_config const *cfg, unsigned int clientcert, unsigned int depth, unsigned char *id)
+{
+  static char const *const trust[] = { "CAFILE", "CADIR", "CCAFILE", "CRLFILE", "CRLDIR", 0 } ;
+  unsigned int len = SCOPE_LEN ;
+  unsigned char mode[2] = { (unsigned char)clientcert, (unsigned char)depth } ;
+  EVP_MD_CTX *md = EVP_MD_CTX_new() ;
+  int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), 0) && EVP_DigestUpdate(md, cfg->sidctx, cfg->sidctxlen)
+        && EVP_DigestUpdate(md, mode, sizeof(mode)) ;
+  if (clientcert)
+    for (unsigned int i = 0 ; ok && trust[i] ; i++) ok = digest_path(md, envval(envp, trust[i])) ;
+  ok = ok && EVP_DigestFinal_ex(md, id, &len) ;
+  EVP_MD_CTX_free(md) ;
+  return ok ;
+}
+
  /* SNI: CERTFILE:name (and KEYFILE:name, defaulting to it) give the
     certificate for a server name; a name may start with "*." for one
-    label. Each pair lives in a context of its own that the servername
-    callback switches to; everything but the certificate stays the default
-    context's. Unknown or missing names get the default pair. */
+    label. Each pair lives in a context of its own, which the client hello
+    callback switches to before OpenSSL looks at a session or a client
+    certificate: the pair is its own, the trust store and the client CA
+    names are the default context's, its scope is the default's and the
+    name. Unknown or missing names get the default pair. */
 typedef struct sniname_s sniname ;
 struct sniname_s
 {
@@ -232,23 +310,71 @@ static int sni_match (char const *pattern, char const *name)
   return dot && dot != name && !strcasecmp(pattern + 1, dot) ;
 }
 
-static int sni_cb (SSL *ssl, int *al, void *arg)
+static SSL_CTX *sni_find (snitable const *t, char const *name)
 {
-  snitable const *t = arg ;
-  char const *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) ;
-  (void)al ;
-  if (!name) return SSL_TLSEXT_ERR_OK ;
   for (int wild = 0 ; wild < 2 ; wild++)
     for (unsigned int i = 0 ; i < t->n ; i++)
-      if ((t->entry[i].name[0] == '*') == wild && sni_match(t->entry[i].name, name))
-      {
-        SSL_set_SSL_CTX(ssl, t->entry[i].ctx) ;
-        return SSL_TLSEXT_ERR_OK ;
-      }
+      if ((t->entry[i].name[0] == '*') == wild && sni_match(t->entry[i].name, name)) return t->entry[i].ctx ;
+  return 0 ;
+}
+
+ /* Kept so that OpenSSL acknowledges the name; the switch is already made. */
+static int sni_cb (SSL *ssl, int *al, void *arg)
+{
+  char const *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) ;
+  SSL_CTX *ctx = name ? sni_find(arg, name) : 0 ;
+  (void)al ;
+  if (ctx) SSL_set_SSL_CTX(ssl, ctx) ;
   return SSL_TLSEXT_ERR_OK ;
 }
 
-static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, char *err, size_t errlen)
+ /* The first host_name of a ClientHello's server_name list (RFC 6066),
+    lower-cased; 0 if there is none or it is malformed (OpenSSL refuses
+    the latter later). */
+static int hello_servername (SSL *ssl, char *name, size_t max)
+{
+  unsigned char const *p ;
+  size_t len, n ;
+  if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5) return 0 ;
+  if ((size_t)((p[0] << 8) | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name) return 0 ;
+  n = (p[3] << 8) | p[4] ;
+  if (!n || n > len - 5 || n >= max || memchr(p + 5, 0, n)) return 0 ;
+  for (size_t i = 0 ; i < n ; i++) name[i] = p[5 + i] >= 'A' && p[5 + i] <= 'Z' ? p[5 + i] + 32 : p[5 + i] ;
+  name[n] = 0 ;
+  return 1 ;
+}
+
+static int hello_cb (SSL *ssl, int *al, void *arg)
+{
+  snitable const *t = arg ;
+  char name[256] ;
+  int named = hello_servername(ssl, name, sizeof(name)) ;
+  SSL_CTX *ctx = named && t ? sni_find(t, name) : 0 ;
+  if ((ctx && !SSL_set_SSL_CTX(ssl, ctx)) || !scope_connection(ssl, named ? name : 0))
+  {
+    *al = SSL_AD_INTERNAL_ERROR ;
+    return SSL_CLIENT_HELLO_ERROR ;
+  }
+  return SSL_CLIENT_HELLO_SUCCESS ;
+}
+
+ /* Shares the default context's client-certificate verification. */
+static int sni_trust (SSL_CTX *sni, SSL_CTX *dflt)
+{
+  STACK_OF(X509_NAME) *names = SSL_CTX_get_client_CA_list(dflt) ;
+  SSL_CTX_set1_cert_store(sni, SSL_CTX_get_cert_store(dflt)) ;
+  SSL_CTX_set_verify(sni, SSL_CTX_get_verify_mode(dflt), 0) ;
+  SSL_CTX_set_verify_depth(sni, SSL_CTX_get_verify_depth(dflt)) ;
+  if (names && sk_X509_NAME_num(names))
+  {
+    STACK_OF(X509_NAME) *copy = SSL_dup_CA_list(names) ;
+    if (!copy) return 0 ;
+    SSL_CTX_set_client_CA_list(sni, copy) ;
+  }
+  return 1 ;
+}
+
+static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, unsigned char const *id, char *err, size_t errlen)
 {
   unsigned int n = 0 ;
   snitable *t ;
@@ -265,35 +391,53 @@ static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const
     sniname *e = &t->entry[t->n] ;
     char const *certfile = var + 9 + namelen + (var[9 + namelen] ? 1 : 0) ;
     char const *keyfile ;
-    unsigned char sid[32] ;
-    unsigned int sidlen = 32 ;
+    char kv[8 + sizeof(e->name)] ;
+    unsigned char sid[SCOPE_LEN] ;
     if (strncmp(var, "CERTFILE:", 9)) continue ;
     if (!namelen || namelen >= sizeof(e->name) || !*certfile) return fail(err, errlen, "invalid SNI variable", var, "expected CERTFILE:name=file") ;
     memcpy(e->name, var + 9, namelen) ;
     e->name[namelen] = 0 ;
-    {
-      char kv[9 + namelen + 1] ;
-      memcpy(kv, "KEYFILE:", 8) ;
-      memcpy(kv + 8, e->name, namelen + 1) ;
-      keyfile = envval(envp, kv) ;
-    }
+    memcpy(kv, "KEYFILE:", 8) ;
+    memcpy(kv + 8, e->name, namelen + 1) ;
+    keyfile = envval(envp, kv) ;
     if (!keyfile) keyfile = certfile ;
     e->ctx = SSL_CTX_new(TLS_server_method()) ;
     if (!e->ctx) return fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ;
     t->n++ ;
     if (!load_keypair(e->ctx, certfile, keyfile, cfg->password, err, errlen)) return 0 ;
-    /* sessions of one name never resume under another */
-    {
-      unsigned char in[cfg->sidctxlen + namelen] ;
-      memcpy(in, cfg->sidctx, cfg->sidctxlen) ;
-      memcpy(in + cfg->sidctxlen, e->name, namelen) ;
-      if (!EVP_Digest(in, sizeof(in), sid, &sidlen, EVP_sha256(), 0)) sidlen = 0 ;
-    }
-    if (!sidlen || !SSL_CTX_set_session_id_context(e->ctx, sid, sidlen))
-      return fail(err, errlen, "unable to set session id context", 0, log_tlserror()) ;
+    if (!sni_trust(e->ctx, ctx)) return fail(err, errlen, "unable to set up SNI", e->name, log_tlserror()) ;
+    for (size_t j = 0 ; j < namelen ; j++) if (e->name[j] >= 'A' && e->name[j] <= 'Z') e->name[j] += 32 ;
+    tlsctx_sidctx(sid, id, SCOPE_LEN, e->name, namelen) ;
+    if (!scope_ctx(e->ctx, sid)) return fail(err, errlen, "unable to set session id context", 0, log_tlserror()) ;
   }
   SSL_CTX_set_tlsext_servername_callback(ctx, &sni_cb) ;
   SSL_CTX_set_tlsext_servername_arg(ctx, t) ;
+  SSL_CTX_set_client_hello_cb(ctx, &hello_cb, t) ;
+  return 1 ;
+}
+
+ /* CRLFILE (PEM, any number of CRLs) and CRLDIR (hashed as by
+    openssl rehash) for client certificates: the leaf is checked, so each
+    CA that issues client certificates needs a current CRL. */
+static int load_crls (SSL_CTX *ctx, char const *const *envp, char *err, size_t errlen)
+{
+  char const *file = envval(envp, "CRLFILE") ;
+  char const *dir = envval(envp, "CRLDIR") ;
+  X509_STORE *store = SSL_CTX_get_cert_store(ctx) ;
+  if (!file && !dir) return 1 ;
+  if (file)
+  {
+    X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_file()) ;
+    if (!lu || X509_load_crl_file(lu, file, X509_FILETYPE_PEM) <= 0)
+      return fail(err, errlen, "unable to load CRLFILE", file, log_tlserror()) ;
+  }
+  if (dir)
+  {
+    X509_LOOKUP *lu = X509_STORE_add_lookup(store, X509_LOOKUP_hash_dir()) ;
+    if (!lu || !X509_LOOKUP_add_dir(lu, dir, X509_FILETYPE_PEM))
+      return fail(err, errlen, "unable to use CRLDIR", dir, log_tlserror()) ;
+  }
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK) ;
   return 1 ;
 }
 
@@ -305,6 +449,8 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   char const *dhfile = envval(envp, "DHFILE") ;
   char const *s ;
   unsigned int clientcert = tlsctx_clientcert(envp, cfg->clientcert) ;
+  unsigned int depth = TLSCTX_VERIFYDEPTH ;
+  unsigned char id[SCOPE_LEN] ;
 
   if (!setup_protocol(ctx, envp, 0, err, errlen)) return 0 ;
 
@@ -315,14 +461,12 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   else if (!certfile) return fail(err, errlen, "no certificate: CERTFILE is not set", 0, 0) ;
   if (!keyfile) keyfile = envval(envp, "CERTFILE") ? envval(envp, "CERTFILE") : certfile ;
   if (!load_keypair(ctx, certfile, keyfile, cfg->password, err, errlen)) return 0 ;
-  if (!sni_setup(ctx, envp, cfg, err, errlen)) return 0 ;
 
   if (clientcert)
   {
     char const *cafile = envval(envp, "CAFILE") ;
     char const *cadir = envval(envp, "CADIR") ;
     char const *ccafile = envval(envp, "CCAFILE") ;
-    unsigned int depth = TLSCTX_VERIFYDEPTH ;
     s = envval(envp, "VERIFYDEPTH") ;
     if (s && !number_scan(s, 0, 100, &depth)) return fail(err, errlen, "invalid VERIFYDEPTH", s, "expected a number of certificates") ;
     /* CCAFILE alone: the CAs it names are also the ones to trust */
@@ -337,19 +481,22 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
       if (!names) return fail(err, errlen, "unable to load client CA list", ccafile, log_tlserror()) ;
       SSL_CTX_set_client_CA_list(ctx, names) ;
     }
+    if (!load_crls(ctx, envp, err, errlen)) return 0 ;
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE | (clientcert == TLSCTX_CLIENTCERT_REQUEST ? 0 : SSL_VERIFY_FAIL_IF_NO_PEER_CERT), 0) ;
     SSL_CTX_set_verify_depth(ctx, depth) ;
   }
 
-  if (!SSL_CTX_set_session_id_context(ctx, cfg->sidctx, cfg->sidctxlen))
+  if (!scope_id(envp, cfg, clientcert, depth, id) || !scope_ctx(ctx, id))
     return fail(err, errlen, "unable to set session id context", 0, log_tlserror()) ;
+  SSL_CTX_set_client_hello_cb(ctx, &hello_cb, 0) ;
+  if (!sni_setup(ctx, envp, cfg, id, err, errlen)) return 0 ;
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF) ;
   if (!cfg->tickets)
   {
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET) ;
     SSL_CTX_set_num_tickets(ctx, 0) ;
   }
-  else if (!tickets_attach(ctx)) return fail(err, errlen, "unable to set up session tickets", 0, log_tlserror()) ;
+  else if (!tickets_attach(ctx) || !scope_tickets(ctx)) return fail(err, errlen, "unable to set up session tickets", 0, log_tlserror()) ;
   return 1 ;
 }
 

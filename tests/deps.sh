@@ -25,7 +25,8 @@
 #   clang libclang-rt-14-dev: make fuzz (libFuzzer)
 #   valgrind testssl.sh: tests/valgrind.sh, tests/testssl.sh
 #   stunnel4: a peer for the bench
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4"
+#   faketime: libfaketime moves the server's clock (tests/sessions.t)
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime"
 
 if command -v dpkg-query >/dev/null 2>&1 ; then
   missing=
@@ -60,6 +61,8 @@ for h in openssl/ssl.h:libssl-dev skalibs/skalibs.h:skalibs-dev ; do
   printf '#include <%s>\n' "${h%%:*}" | cc -E -x c - >/dev/null 2>&1 ||
     lack "the header ${h%%:*} (${h#*:}): the build"
 done
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 ||
+  lack "libfaketime (faketime): tests/sessions.t moves the server's clock with it"
 if command -v swaks >/dev/null 2>&1 ; then
   swaks --support 2>&1 | grep -q '^=== TLS supported' ||
     lack "TLS in swaks (it needs Net::SSLeay, libnet-ssleay-perl): tests/starttls.t uses swaks --tls"

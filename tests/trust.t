@@ -82,11 +82,7 @@ os.chmod(shim, 0o755)
 
 BASE = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"], "SSL_UID": "7793", "SSL_GID": "7794"}
 
-# Under make check-asan the sanitizer's runtime must come first in
-# LD_PRELOAD, before the shim.
-ASAN = [line.split("=>")[1].split()[0] for line in subprocess.run(["ldd", suite.prog("sslserver")], capture_output=True,
-        timeout=suite.patience(10)).stdout.decode().splitlines() if "libasan" in line and "=>" in line]
-PRELOAD = " ".join(ASAN + [shim])
+PRELOAD = suite.preload(shim)
 
 
 def session(mode):

@@ -190,6 +190,14 @@ def der(crt):
         return ssl.PEM_cert_to_DER_cert(f.read())
 
 
+def preload(*libs):
+    """An LD_PRELOAD value that loads libs into the programs under test:
+    under make check-asan the sanitizer's runtime has to come first."""
+    ldd = subprocess.run(["ldd", prog("sslserver")], capture_output=True, timeout=patience(10)).stdout.decode()
+    asan = [l.split("=>")[1].split()[0] for l in ldd.splitlines() if "libasan" in l and "=>" in l]
+    return " ".join(asan + list(libs))
+
+
 # ---------------------------------------------------------------- servers
 
 class Server:
