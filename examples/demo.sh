@@ -45,6 +45,12 @@ start () {
 export CERTFILE="$d/server.crt" KEYFILE="$d/server.key"
 
 say "2. sslserver for SMTPS (immediate TLS) and for SMTP with STARTTLS (deferred TLS)"
+# As root, the TLS engines leave root, as in production (a server whose
+# engine stays root warns about it); the key stays readable by root only.
+if [ "$(id -u)" = 0 ] ; then
+  export SSL_UID="$(id -u nobody)" SSL_GID="$(id -g nobody)"
+  echo "   SSL_UID=$SSL_UID SSL_GID=$SSL_GID: the TLS engines run as nobody, the daemon as root"
+fi
 start smtps "$build/sslserver" -v -1 -N -l localhost 127.0.0.1 0 "$smtpd"
 smtps=$port
 echo "   sslserver -v -N -l localhost 127.0.0.1 $smtps starttls-smtpd        (SMTPS)"

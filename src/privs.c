@@ -28,6 +28,11 @@ char const *privs_try (char const *root, gid_t gid, uid_t uid)
   return 0 ;
 }
 
+void privs_warn_root_engine (privs_engine const *p)
+{
+  if (!p->uid && !geteuid()) log_warn("the TLS engine will run as root: set SSL_UID and SSL_GID (or -u and -g)") ;
+}
+
 void privs_drop (char const *root, gid_t gid, uid_t uid)
 {
   char const *what = privs_try(root, gid, uid) ;

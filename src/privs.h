@@ -33,6 +33,10 @@ extern void privs_engine_from_env (privs_engine *, char const *const *envp, uid_
    dies 111 here, rather than failing on every connection. */
 extern void privs_check_possible (uid_t uid, gid_t gid, char const *who) ;
 
+/* A warning line when this process is root and the engine's uid is 0:
+   the TLS engine would parse the network's bytes as root. */
+extern void privs_warn_root_engine (privs_engine const *) ;
+
 /* Start-up check of what privs_engine_from_env found: SSL_CHROOT must be
    a directory. Dies 111 otherwise. */
 extern void privs_engine_check (privs_engine const *) ;

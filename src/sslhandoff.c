@@ -118,5 +118,6 @@ int main (int argc, char const *const *argv)
   connection_init(&c) ;
   connection_info(&c.info) ;
   connection_prepare(&c, o, 0, &cfg, 0, 0, 1, argv) ;
+  privs_warn_root_engine(&c.engine.tls) ;
   engine_run(&c.engine) ;
 }

@@ -54,6 +54,7 @@ typedef struct options_s options ;
 struct options_s
 {
   connection_options conn ;     /* what every connection process needs */
+  privs_engine engine ;         /* the engine's identity in the server's own environment */
   unsigned int limit ;
   unsigned int backlog ;
   unsigned int identtimeout ;
@@ -377,19 +378,19 @@ int main (int argc, char const *const *argv)
     char const *m = getenv("MAXCONIP") ;
     if (m && *m && !number_scan(m, 1, UINT_MAX, &s.maxconip)) die_x(100, "invalid MAXCONIP: ", m) ;
   }
-  {
-    privs_engine p ;
-    privs_engine_from_env(&p, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
-    privs_engine_check(&p) ;
-    privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
-    privs_check_possible(p.uid, p.gid, "the TLS engine") ;
-  }
+  privs_engine_from_env(&s.o.engine, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
+  privs_engine_check(&s.o.engine) ;
+  privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
+  privs_check_possible(s.o.engine.uid, s.o.engine.gid, "the TLS engine") ;
   build_context(&s, argc, argv) ;
   if (verbosity >= 3) log_config(&s.o) ;
 
   s.table = alloc(s.o.limit * sizeof(child)) ;
   if (!s.table) dieu_sys(111, "allocate the connection table") ;
   s.lfd = listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, ip, port) ;
+  /* once nothing can stop the start-up, so that a start-up error stays
+     one line; before the port is announced and the first client accepted */
+  privs_warn_root_engine(&s.o.engine) ;
   if (s.o.printport) print_port(ip, port) ;
   stdio_to_devnull() ;
   trap_signals(&s) ;

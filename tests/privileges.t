@@ -3,7 +3,9 @@
 # supplementary groups, the TLS engine (the program's parent) as
 # SSL_UID/SSL_GID (TLS_UID/TLS_GID) or else -u/-g, in SSL_CHROOT; secrets
 # never reach the program's environment; the program gets fds 0, 1, 2 only,
-# an empty signal mask and SIGPIPE at its default; -U; a root-only key.
+# an empty signal mask and SIGPIPE at its default; -U; a root-only key; a
+# warning when nothing tells the engine to leave root (sslserver at start-up,
+# sslhandoff per connection).
 import os
 import signal
 import stat
@@ -165,3 +167,54 @@ for i in range(2):
 ok(srv.wait_log(r"^sslserver: end \d+ status 0$"), "sessions ended with status 0")
 unlike(srv.log(), r"error|fatal|warning", "no error logged")
 srv.stop()
+
+# ---------------------------------------------------------------- an engine left as root
+ROOTWARN = r"^%s: warning: the TLS engine will run as root: set SSL_UID and SSL_GID \(or -u and -g\)$"
+for what, opts, env, warned in (("neither -u nor SSL_UID", [], {}, True),
+                                ("-g without -u", ["-g", "7792"], {}, True),
+                                ("-u 0", ["-u", "0"], {}, True),
+                                ("-u", ["-u", "7791"], {}, False),
+                                ("SSL_UID", [], {"SSL_UID": "7793"}, False),
+                                ("TLS_UID", [], {"TLS_UID": "7795"}, False),
+                                ("-U", ["-U"], {"UID": "7797", "GID": "7798"}, False)):
+    srv = suite.Server(["-v"] + opts, env=dict(BASE, **env))
+    ok(srv.port, "%s: server started" % what)
+    # -1 prints the port after the warning: no wait needed, and no client yet
+    log = srv.log()
+    if warned:
+        is_(suite.log_count(srv, ROOTWARN % "sslserver"), 1, "%s: one warning line before the port is printed" % what)
+        like(log, r"\A%s\n(sslserver: status: 0/40\n)?\Z" % (ROOTWARN[1:-1] % "sslserver"),
+             "%s: the warning comes before anything else is logged" % what)
+    else:
+        unlike(log, r"warning", "%s: no warning" % what)
+    for i in range(2):
+        ok(suite.report_session(srv.port, ctx) is not None, "%s: session %d served" % (what, i + 1))
+    ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status 0$") == 2), "%s: both sessions ended" % what)
+    is_(suite.log_count(srv, r"warning"), 1 if warned else 0, "%s: %s" % (what, "still one warning after two connections" if warned else "still no warning after two connections"))
+    srv.stop()
+
+# sslhandoff is started per connection: it warns per connection, after the
+# rules (a rule may give the engine an identity), before the handshake.
+RULES = os.path.join(suite.tmpdir(), "rules.cdb")
+r = suite.run([suite.prog("sslrules"), RULES, RULES + ".tmp"], input=b"127.0.0.2:allow,SSL_UID=\"7793\"\n:allow\n")
+ok(r.returncode == 0, "sslrules: a rule giving the engine SSL_UID", r.stderr.decode())
+for what, opts, env, src, warned in (("neither -u nor SSL_UID", [], {}, "127.0.0.1", True),
+                                     ("-u", ["-u", "7791"], {}, "127.0.0.1", False),
+                                     ("SSL_UID", [], {"SSL_UID": "7793"}, "127.0.0.1", False),
+                                     ("SSL_UID from the rule", ["-x", RULES], {}, "127.0.0.2", False),
+                                     ("another rule", ["-x", RULES], {}, "127.0.0.1", True)):
+    tcp = suite.PortCommand(["tcpserver", "-1", "-v", "-HR", "-l", "localhost", "127.0.0.1", "0", suite.prog("sslhandoff")]
+                            + opts + [suite.PYTHON, suite.REPORT], env=dict(BASE, **env))
+    ok(tcp.port, "sslhandoff, %s: tcpserver started" % what)
+    for i in range(2):
+        try:
+            with suite.tls_connect(tcp.port, ctx, source=(src, 0)) as s:
+                ok(suite.report_of(s) is not None, "sslhandoff, %s: session %d served" % (what, i + 1))
+                s.sendall(b"quit\n")
+                suite.read_all(s)
+        except OSError as e:
+            ok(False, "sslhandoff, %s: session %d served" % (what, i + 1), str(e))
+    ok(suite.wait_until(lambda: suite.log_count(tcp, r"^tcpserver: end \d+ status 0$") == 2), "sslhandoff, %s: both sessions ended" % what)
+    is_(suite.log_count(tcp, ROOTWARN % "sslhandoff"), 2 if warned else 0, "sslhandoff, %s: %s" % (what, "one warning per connection" if warned else "no warning"))
+    is_(suite.log_count(tcp, r"warning"), suite.log_count(tcp, ROOTWARN % "sslhandoff"), "sslhandoff, %s: no other warning" % what)
+    tcp.stop()

@@ -178,6 +178,7 @@ if os.geteuid() == 0:
     ctl = suite.PortCommand(NOBODY + [suite.prog("sslserver"), "-1", "127.0.0.1", "0", "true"],
                             env=dict(PUBLIC, PATH=os.environ.get("PATH", "/usr/bin:/bin")))
     ok(ctl.port, "not root, without -u/-g: sslserver starts and listens (the key is readable)", ctl.log())
+    unlike(ctl.log(), r"warning", "not root, without -u/-g: no warning about an engine left as root")
     ctl.stop()
     for what, opts, env, who in ((["-u 7791"], ["-u", "7791"], {}, "the program"),
                                  (["-g 7792"], ["-g", "7792"], {}, "the program"),
