@@ -17,6 +17,8 @@
 #include <skalibs/tai.h>
 #include <skalibs/types.h>
 
+#include "log.h"
+#include "privs.h"
 #include "lookup.h"
 
 static int resolves_to (char const *host, char const *ip)
@@ -107,7 +109,7 @@ static void resolve (conninfo *ci, unsigned int what, int fd)
 
  /* The child writes the whole conninfo after the names and again after the
     ident answer; the last complete copy read before the deadline wins. */
-void lookup_names (conninfo *ci, unsigned int what, unsigned int timeout)
+void lookup_names (conninfo *ci, unsigned int what, unsigned int timeout, uid_t uid, gid_t gid)
 {
   int p[2] ;
   pid_t pid ;
@@ -120,6 +122,8 @@ void lookup_names (conninfo *ci, unsigned int what, unsigned int timeout)
   if (pid == -1) { fd_close(p[0]) ; fd_close(p[1]) ; return ; }
   if (!pid)
   {
+    char const *failed = privs_try_nogroups(gid, uid) ;
+    if (failed) { log_error(111, "unable to ", failed, " for the name lookups: ", strerror(errno)) ; _exit(111) ; }
     fd_close(p[0]) ;
     resolve(ci, what, p[1]) ;
     _exit(0) ;

@@ -28,6 +28,15 @@ char const *privs_try (char const *root, gid_t gid, uid_t uid)
   return 0 ;
 }
 
+char const *privs_try_nogroups (gid_t gid, uid_t uid)
+{
+  if (!uid && !gid) return 0 ;
+  if (skalibs_setgroups(0, 0) == -1) return "clear supplementary groups" ;
+  if (gid && setgid(gid) == -1) return "set gid" ;
+  if (uid && setuid(uid) == -1) return "set uid" ;
+  return 0 ;
+}
+
 void privs_warn_root_engine (privs_engine const *p)
 {
   if (!p->uid && !geteuid()) log_warn("the TLS engine will run as root: set SSL_UID and SSL_GID (or -u and -g)") ;

@@ -33,6 +33,13 @@ extern void privs_engine_from_env (privs_engine *, char const *const *envp, uid_
    dies 111 here, rather than failing on every connection. */
 extern void privs_check_possible (uid_t uid, gid_t gid, char const *who) ;
 
+/* Code that reads what the network sends before the engine exists (the
+   name and ident look-ups) runs as the engine's user and group, with no
+   supplementary groups and no chroot (the resolver reads /etc). Nothing
+   changes when uid and gid are both 0. Returns what failed (errno set),
+   or 0. */
+extern char const *privs_try_nogroups (gid_t gid, uid_t uid) ;
+
 /* A warning line when this process is root and the engine's uid is 0:
    the TLS engine would parse the network's bytes as root. */
 extern void privs_warn_root_engine (privs_engine const *) ;

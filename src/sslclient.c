@@ -160,7 +160,7 @@ int main (int argc, char const *const *argv)
   else if (o.dns) what |= LOOKUP_LOCALHOST ;
   if (o.dns) what |= LOOKUP_REMOTEHOST ;
   if (o.ident) what |= LOOKUP_IDENT ;
-  lookup_names(&ci, what, o.identtimeout) ;
+  lookup_names(&ci, what, o.identtimeout, 0, 0) ;
   if (!connenv_modifiers(&modifs, &ci, o.tcpenv)) dieu_sys(111, "build the environment") ;
 
   e.netr = e.netw = fd ;

@@ -54,7 +54,7 @@ typedef struct options_s options ;
 struct options_s
 {
   connection_options conn ;     /* what every connection process needs */
-  privs_engine engine ;         /* the engine's identity in the server's own environment */
+  privs_engine engine ;         /* from the server's environment: the engine's and the look-ups' identity */
   unsigned int limit ;
   unsigned int backlog ;
   unsigned int identtimeout ;
@@ -135,7 +135,9 @@ static void connection_run (int fd, struct sockaddr_storage const *peer, options
   else if (o->dns) what |= LOOKUP_LOCALHOST ;
   if (o->dns) what |= LOOKUP_REMOTEHOST | (o->paranoid ? LOOKUP_PARANOID : 0) ;
   if (o->ident) what |= LOOKUP_IDENT ;
-  lookup_names(&c.info, what, o->identtimeout) ;
+  /* as the engine's user: they parse what DNS servers and the client's
+     identd send */
+  lookup_names(&c.info, what, o->identtimeout, o->engine.uid, o->engine.gid) ;
   connection_prepare(&c, &o->conn, ctx, cfg, samehost, fd, fd, argv) ;
   engine_run(&c.engine) ;
 }

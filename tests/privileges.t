@@ -5,14 +5,15 @@
 # never reach the program's environment; the program gets fds 0, 1, 2 only,
 # an empty signal mask and SIGPIPE at its default; -U; a root-only key; a
 # warning when nothing tells the engine to leave root (sslserver at start-up,
-# sslhandoff per connection).
+# sslhandoff per connection); the name and ident look-ups run as the engine's
+# user.
 import os
 import signal
 import stat
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tap import ok, is_, like, unlike, diag, skip_all  # noqa: E402
+from tap import ok, is_, like, unlike, diag, skip, skip_all  # noqa: E402
 import suite  # noqa: E402
 
 if os.geteuid() != 0:
@@ -218,3 +219,157 @@ for what, opts, env, src, warned in (("neither -u nor SSL_UID", [], {}, "127.0.0
     is_(suite.log_count(tcp, ROOTWARN % "sslhandoff"), 2 if warned else 0, "sslhandoff, %s: %s" % (what, "one warning per connection" if warned else "no warning"))
     is_(suite.log_count(tcp, r"warning"), suite.log_count(tcp, ROOTWARN % "sslhandoff"), "sslhandoff, %s: no other warning" % what)
     tcp.stop()
+
+# ---------------------------------------------------------------- look-ups without privileges
+# The PTR, paranoid and ident look-ups parse what DNS servers and the
+# client's identd send: they run as the engine's user and group (SSL_UID,
+# else -u), with no supplementary groups. A shim LD_PRELOADed into sslserver
+# records the identity each getnameinfo, getaddrinfo and connect to port 113
+# runs under. In private namespaces: the test's identd needs port 113, and
+# /etc/hosts names the client.
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import threading  # noqa: E402
+
+LOOKUP_SHIM = r"""
+#define _GNU_SOURCE
+#define connect shim_glibc_connect
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+#undef connect
+static char const *logpath ;
+__attribute__((constructor)) static void init (void)
+{
+  logpath = getenv("SHIM_LOG") ;
+  unsetenv("LD_PRELOAD") ;
+}
+static void note (char const *what)
+{
+  gid_t g[64] ;
+  int n = getgroups(64, g), fd ;
+  if (!logpath) return ;
+  fd = open(logpath, O_WRONLY | O_APPEND) ;
+  if (fd < 0) return ;
+  dprintf(fd, "%s %d %u %u %d\n", what, (int)getpid(), (unsigned)geteuid(), (unsigned)getegid(), n) ;
+  close(fd) ;
+}
+int getnameinfo (struct sockaddr const *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv, socklen_t servlen, int flags)
+{
+  int (*real)(struct sockaddr const *, socklen_t, char *, socklen_t, char *, socklen_t, int) = dlsym(RTLD_NEXT, "getnameinfo") ;
+  note("getnameinfo") ;
+  return real(sa, salen, host, hostlen, serv, servlen, flags) ;
+}
+int getaddrinfo (char const *node, char const *service, struct addrinfo const *hints, struct addrinfo **res)
+{
+  int (*real)(char const *, char const *, struct addrinfo const *, struct addrinfo **) = dlsym(RTLD_NEXT, "getaddrinfo") ;
+  note("getaddrinfo") ;
+  return real(node, service, hints, res) ;
+}
+int connect (int fd, struct sockaddr const *sa, socklen_t len)
+{
+  int (*real)(int, struct sockaddr const *, socklen_t) = dlsym(RTLD_NEXT, "connect") ;
+  if (sa->sa_family == AF_INET && ((struct sockaddr_in const *)sa)->sin_port == htons(113)) note("connect113") ;
+  return real(fd, sa, len) ;
+}
+"""
+lwork = suite.tmpdir()
+lshim = os.path.join(lwork, "lookup-shim.so")
+with open(lshim[:-3] + ".c", "w") as f:
+    f.write(LOOKUP_SHIM)
+r = subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-Wall", "-o", lshim, lshim[:-3] + ".c", "-ldl"], capture_output=True,
+                   timeout=suite.patience(60))
+ok(r.returncode == 0, "the look-up shim compiles", r.stderr.decode())
+os.chmod(lshim, 0o755)
+# Under make check-asan the sanitizer's runtime must come first in LD_PRELOAD.
+ASAN = [line.split("=>")[1].split()[0] for line in subprocess.run(["ldd", suite.prog("sslserver")], capture_output=True,
+        timeout=suite.patience(10)).stdout.decode().splitlines() if "libasan" in line and "=>" in line]
+LPRELOAD = " ".join(ASAN + [lshim])
+LRULES = os.path.join(lwork, "rules.cdb")
+r = suite.run([suite.prog("sslrules"), LRULES, LRULES + ".tmp"],
+              input=b'127.0.0.99:allow,WHICH="forged"\n127.0.0.80:allow,WHICH="real"\n:allow,WHICH="other"\n')
+ok(r.returncode == 0, "sslrules: rules for the look-up client", r.stderr.decode())
+
+
+class Identd:
+    """RFC 1413 on 127.0.0.80:113: every query gets "USERID : UNIX : joe"."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.80", 113))
+        self.sock.listen(8)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            c.settimeout(suite.patience(10))
+            q = b""
+            try:
+                while not q.endswith(b"\n"):
+                    x = c.recv(100)
+                    if not x:
+                        break
+                    q += x
+                c.sendall(b"%s : USERID : UNIX : joe\r\n" % q.strip())
+            except OSError:
+                pass
+            c.close()
+
+
+def lookups(what, opts, env):
+    """A session from 127.0.0.80 to sslserver -p -r (PTR, paranoid, ident)
+    with the shim; returns (the program's environment, the look-ups seen
+    outside the main process as (function, euid, egid, number of groups))."""
+    log = os.path.join(suite.tmpdir(), "lookups")
+    open(log, "w").close()
+    os.chmod(log, 0o666)
+    e = dict(BASE, LD_PRELOAD=LPRELOAD, SHIM_LOG=log, **env)
+    srv = suite.Server(["-v", "-p", "-r", "-t", "60", "-x", LRULES] + opts, env=e)
+    ok(srv.port, "%s: server started" % what)
+    rep = None
+    try:
+        with suite.tls_connect(srv.port, ctx, source=("127.0.0.80", 0)) as s:
+            rep = suite.report_of(s)
+            s.sendall(b"quit\n")
+            suite.read_all(s)
+    except OSError as ex:
+        diag("%s: %s" % (what, ex))
+    suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status") == 1)
+    srv.stop()
+    seen = []
+    with open(log) as f:
+        for line in f:
+            fn, pid, uid, gid, n = line.split()
+            if int(pid) != srv.proc.pid:
+                seen.append((fn, int(uid), int(gid), int(n)))
+    return suite.env_of(rep), sorted(set(seen))
+
+
+why = suite.private_namespaces(hosts="127.0.0.1 localhost\n127.0.0.80 lookup.example.org\n")
+if why:
+    skip("look-ups without privileges", "no private namespaces: %s" % why)
+else:
+    Identd()
+    FNS = ["connect113", "getaddrinfo", "getnameinfo"]
+    for what, opts, env, ident in (("SSL_UID/SSL_GID and -u/-g", ["-u", "7791", "-g", "7792"],
+                                    {"SSL_UID": "7793", "SSL_GID": "7794"}, (7793, 7794, 0)),
+                                   ("-u/-g alone", ["-u", "7791", "-g", "7792"], {}, (7791, 7792, 0)),
+                                   ("TLS_UID/TLS_GID alone", [], {"TLS_UID": "7795", "TLS_GID": "7796"}, (7795, 7796, 0)),
+                                   ("root with no user for the engine", [], {}, (0, 0, 2))):
+        env, seen = lookups(what, opts, env)
+        is_((env.get("WHICH"), env.get("SSLREMOTEIP"), env.get("SSLREMOTEHOST"), env.get("SSLREMOTEINFO")),
+            ("real", "127.0.0.80", "lookup.example.org", "joe"), "%s: the look-ups find what they found before" % what)
+        is_(seen, [(fn,) + ident for fn in FNS],
+            "%s: PTR, paranoid and ident look-ups ran as uid %d gid %d with %d supplementary groups" % ((what,) + ident))
