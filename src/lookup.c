@@ -107,6 +107,31 @@ static void resolve (conninfo *ci, unsigned int what, int fd)
   allwrite(fd, (char const *)ci, sizeof(*ci)) ;
 }
 
+ /* The child parses what the network sends and may have been subverted:
+    take from its answer only the names that were asked for, each ended
+    within its buffer, and never an address or a port. */
+static void take_names (conninfo *ci, conninfo *a, unsigned int what)
+{
+  if (what & LOOKUP_LOCALHOST)
+  {
+    a->localhost[sizeof(a->localhost) - 1] = 0 ;
+    memcpy(ci->localhost, a->localhost, sizeof(ci->localhost)) ;
+    ci->haslocalhost = a->haslocalhost ;
+  }
+  if (what & LOOKUP_REMOTEHOST)
+  {
+    a->remotehost[sizeof(a->remotehost) - 1] = 0 ;
+    memcpy(ci->remotehost, a->remotehost, sizeof(ci->remotehost)) ;
+    ci->hasremotehost = a->hasremotehost ;
+  }
+  if (what & LOOKUP_IDENT)
+  {
+    a->remoteinfo[sizeof(a->remoteinfo) - 1] = 0 ;
+    memcpy(ci->remoteinfo, a->remoteinfo, sizeof(ci->remoteinfo)) ;
+    ci->hasremoteinfo = a->hasremoteinfo ;
+  }
+}
+
  /* The child writes the whole conninfo after the names and again after the
     ident answer; the last complete copy read before the deadline wins. */
 void lookup_names (conninfo *ci, unsigned int what, unsigned int timeout, uid_t uid, gid_t gid)
@@ -140,7 +165,7 @@ void lookup_names (conninfo *ci, unsigned int what, unsigned int timeout, uid_t 
     r = read(p[0], (char *)&answer + got, sizeof(answer) - got) ;
     if (r <= 0) break ;
     got += r ;
-    if (got == sizeof(answer)) { *ci = answer ; got = 0 ; }
+    if (got == sizeof(answer)) { take_names(ci, &answer, what) ; got = 0 ; }
   }
   fd_close(p[0]) ;
   kill(pid, SIGKILL) ;

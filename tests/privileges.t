@@ -6,7 +6,7 @@
 # an empty signal mask and SIGPIPE at its default; -U; a root-only key; a
 # warning when nothing tells the engine to leave root (sslserver at start-up,
 # sslhandoff per connection); the name and ident look-ups run as the engine's
-# user.
+# user, and what they report cannot change the client's address.
 import os
 import signal
 import stat
@@ -225,7 +225,9 @@ for what, opts, env, src, warned in (("neither -u nor SSL_UID", [], {}, "127.0.0
 # client's identd send: they run as the engine's user and group (SSL_UID,
 # else -u), with no supplementary groups. A shim LD_PRELOADed into sslserver
 # records the identity each getnameinfo, getaddrinfo and connect to port 113
-# runs under. In private namespaces: the test's identd needs port 113, and
+# runs under; with SHIM_FORGE it plays a subverted look-up process, which
+# rewrites the client's address in its answer and leaves the name without
+# its end. In private namespaces: the test's identd needs port 113, and
 # /etc/hosts names the client.
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -246,9 +248,12 @@ LOOKUP_SHIM = r"""
 #include <unistd.h>
 #undef connect
 static char const *logpath ;
+static char const *forge ;
+static int looked_up ;
 __attribute__((constructor)) static void init (void)
 {
   logpath = getenv("SHIM_LOG") ;
+  forge = getenv("SHIM_FORGE") ;
   unsetenv("LD_PRELOAD") ;
 }
 static void note (char const *what)
@@ -265,6 +270,7 @@ int getnameinfo (struct sockaddr const *sa, socklen_t salen, char *host, socklen
 {
   int (*real)(struct sockaddr const *, socklen_t, char *, socklen_t, char *, socklen_t, int) = dlsym(RTLD_NEXT, "getnameinfo") ;
   note("getnameinfo") ;
+  looked_up = 1 ;
   return real(sa, salen, host, hostlen, serv, servlen, flags) ;
 }
 int getaddrinfo (char const *node, char const *service, struct addrinfo const *hints, struct addrinfo **res)
@@ -278,6 +284,18 @@ int connect (int fd, struct sockaddr const *sa, socklen_t len)
   int (*real)(int, struct sockaddr const *, socklen_t) = dlsym(RTLD_NEXT, "connect") ;
   if (sa->sa_family == AF_INET && ((struct sockaddr_in const *)sa)->sin_port == htons(113)) note("connect113") ;
   return real(fd, sa, len) ;
+}
+ssize_t write (int fd, void const *buf, size_t len)
+{
+  ssize_t (*real)(int, void const *, size_t) = dlsym(RTLD_NEXT, "write") ;
+  char *p, *name ;
+  char copy[4096] ;
+  if (!forge || !looked_up || len < 512 || len > sizeof(copy)) return real(fd, buf, len) ;
+  memcpy(copy, buf, len) ;
+  for (p = copy ; (p = memmem(p, copy + len - p, "127.0.0.80", 10)) ; p += 10) memcpy(p, "127.0.0.99", 10) ;
+  name = memmem(copy, len, "lookup.example.org", 18) ;
+  if (name) memset(name + 18, 'x', copy + len - 8 - (name + 18)) ;
+  return real(fd, copy, len) < 0 ? -1 : (ssize_t)len ;
 }
 """
 lwork = suite.tmpdir()
@@ -328,7 +346,7 @@ class Identd:
             c.close()
 
 
-def lookups(what, opts, env):
+def lookups(what, opts, env, forge=False):
     """A session from 127.0.0.80 to sslserver -p -r (PTR, paranoid, ident)
     with the shim; returns (the program's environment, the look-ups seen
     outside the main process as (function, euid, egid, number of groups))."""
@@ -336,6 +354,8 @@ def lookups(what, opts, env):
     open(log, "w").close()
     os.chmod(log, 0o666)
     e = dict(BASE, LD_PRELOAD=LPRELOAD, SHIM_LOG=log, **env)
+    if forge:
+        e["SHIM_FORGE"] = "1"
     srv = suite.Server(["-v", "-p", "-r", "-t", "60", "-x", LRULES] + opts, env=e)
     ok(srv.port, "%s: server started" % what)
     rep = None
@@ -373,3 +393,9 @@ else:
             ("real", "127.0.0.80", "lookup.example.org", "joe"), "%s: the look-ups find what they found before" % what)
         is_(seen, [(fn,) + ident for fn in FNS],
             "%s: PTR, paranoid and ident look-ups ran as uid %d gid %d with %d supplementary groups" % ((what,) + ident))
+    env, seen = lookups("a subverted look-up process", ["-u", "7791", "-g", "7792"],
+                        {"SSL_UID": "7793", "SSL_GID": "7794"}, forge=True)
+    is_((env.get("WHICH"), env.get("SSLREMOTEIP")), ("real", "127.0.0.80"),
+        "a subverted look-up process cannot change the client's address (nor so its rule)")
+    host = env.get("SSLREMOTEHOST", "")
+    ok(host.startswith("lookup.example.org") and len(host) < 256, "a subverted look-up process: a name without its end is cut (%d bytes)" % len(host))
