@@ -11,6 +11,7 @@
 #include <skalibs/allreadwrite.h>
 #include <skalibs/djbunix.h>
 #include <skalibs/env.h>
+#include <skalibs/genalloc.h>
 #include <skalibs/stralloc.h>
 #include <skalibs/exec.h>
 #include <skalibs/posixplz.h>
@@ -34,37 +35,37 @@ static void close_from (int fd)
   }
 }
 
-size_t app_envsize (char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs)
+char const *const *app_environment (genalloc *v, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs)
 {
-  size_t total = env_len(envp) + 1 ;
+  genalloc w = GENALLOC_ZERO ;
+  size_t total = env_len(envp) + 1, n = 0, m = 0 ;
+  char const **a, **b ;
   for (unsigned int i = 0 ; i < nmodifs ; i++)
     for (size_t j = 0 ; j < modiflens[i] ; j += strlen(modifs[i] + j) + 1) total++ ;
-  return total ;
-}
-
-void app_environment (char const **v, size_t total, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs)
-{
-  char const *w[total] ;
-  size_t n = 0, m = 0 ;
-  for (; envp[n] ; n++) v[n] = envp[n] ;
-  v[n] = 0 ;
+  if (!genalloc_ready(char const *, v, total) || !genalloc_ready(char const *, &w, total)) dieu_sys(111, "build the environment") ;
+  a = genalloc_s(char const *, v) ;
+  b = genalloc_s(char const *, &w) ;
+  for (; envp[n] ; n++) a[n] = envp[n] ;
+  a[n] = 0 ;
   for (unsigned int i = 0 ; i < nmodifs ; i++)
   {
-    n = env_merge(w, total, v, n, modifs[i], modiflens[i]) ;
+    n = env_merge(b, total, a, n, modifs[i], modiflens[i]) ;
     if (!n) dieu_sys(111, "build the environment") ;
-    memcpy(v, w, n * sizeof(char const *)) ;
+    memcpy(a, b, n * sizeof(char const *)) ;
     n-- ;
   }
-  for (size_t i = 0 ; i < n ; i++) if (!tlsctx_var_has(v[i], TLSCTX_VAR_SECRET)) v[m++] = v[i] ;
-  v[m] = 0 ;
+  genalloc_free(char const *, &w) ;
+  for (size_t i = 0 ; i < n ; i++) if (!tlsctx_var_has(a[i], TLSCTX_VAR_SECRET)) a[m++] = a[i] ;
+  a[m] = 0 ;
+  genalloc_setlen(char const *, v, m + 1) ;
+  return a ;
 }
 
 void app_exec (char const *const *argv, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs, int keepmax)
 {
-  size_t total = app_envsize(envp, modifs, modiflens, nmodifs) ;
-  char const *v[total] ;
+  genalloc v = GENALLOC_ZERO ;
+  char const *const *env = app_environment(&v, envp, modifs, modiflens, nmodifs) ;
   sigset_t empty ;
-  app_environment(v, total, envp, modifs, modiflens, nmodifs) ;
   close_from(keepmax + 1) ;
   sigemptyset(&empty) ;
   sigprocmask(SIG_SETMASK, &empty, 0) ;
@@ -73,7 +74,7 @@ void app_exec (char const *const *argv, char const *const *envp, char const *con
   signal(SIGTERM, SIG_DFL) ;
   signal(SIGHUP, SIG_DFL) ;
   signal(SIGALRM, SIG_DFL) ;
-  exec_ae(argv[0], argv, v) ;
+  exec_ae(argv[0], argv, env) ;
   dieu_sys(111, "run ", argv[0]) ;
 }
 

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <skalibs/genalloc.h>
+
 /*
  * The last steps of the application process before it becomes prog:
  * the environment is envp, then the modifiers (skalibs format: NAME=value
@@ -17,11 +19,12 @@
 extern void app_exec (char const *const *argv, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs, int keepmax) __attribute__((noreturn)) ;
 
 /* The pieces of app_exec for a caller that starts the program itself:
-   the size of the environment array, the array, and a posix_spawn of
-   argv with in and out on 0 and 1, every other descriptor above 2 closed,
-   default signals and an empty mask. app_spawn returns the pid or -1. */
-extern size_t app_envsize (char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs) ;
-extern void app_environment (char const **v, size_t total, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs) ;
+   the environment app_exec would give, in an array that v owns (on the
+   heap: the SSL_* block and a rule are sized by input; dies 111 when out
+   of memory), and a posix_spawn of argv with in and out on 0 and 1, every
+   other descriptor above 2 closed, default signals and an empty mask.
+   app_spawn returns the pid or -1. */
+extern char const *const *app_environment (genalloc *v, char const *const *envp, char const *const *modifs, size_t const *modiflens, unsigned int nmodifs) ;
 extern pid_t app_spawn (char const *const *argv, char const *const *v, int in, int out) ;
 
 /*

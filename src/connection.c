@@ -24,6 +24,11 @@ static void apply_rules (char const *file, int optional, conninfo const *ci, rul
       /* fallthrough */
     case RULES_ERROR :
       die_sys(110, "unable to read ", file) ;
+    case RULES_TOOBIG :
+    {
+      char key[LOG_FIELD_FMT] ;
+      die_x(110, "unable to read ", file, ": rule ", r->key.len ? log_sanitize(key, r->key.s, 1) : "(empty key)", " carries over " RULES_LIMITS) ;
+    }
     default : return ;
   }
 }

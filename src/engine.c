@@ -238,10 +238,9 @@ static void engine_spawn_after (engine const *e)
   {
     char const *modifs[2] = { e->connmodifs, block.s } ;
     size_t lens[2] = { e->connmodiflen, block.len } ;
-    size_t total = app_envsize(e->envp, modifs, lens, 2) ;
-    char const *v[total] ;
-    app_environment(v, total, e->envp, modifs, lens, 2) ;
-    c.app = app_spawn(e->argv, v, in[0], out[1]) ;
+    genalloc v = GENALLOC_ZERO ;
+    c.app = app_spawn(e->argv, app_environment(&v, e->envp, modifs, lens, 2), in[0], out[1]) ;
+    genalloc_free(char const *, &v) ;
   }
   fd_close(in[0]) ;
   fd_close(out[1]) ;

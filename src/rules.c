@@ -15,8 +15,10 @@
 int rules_decode (char const *data, size_t len, rules_result *r)
 {
   size_t i = 0 ;
+  unsigned int nvars = 0 ;
   r->deny = 0 ;
   r->env.len = 0 ;
+  if (len > RULES_MAXDATA) return -1 ;
   while (i < len)
   {
     char const *item = data + i ;
@@ -27,6 +29,7 @@ int rules_decode (char const *data, size_t len, rules_result *r)
     i += n + 1 ;
     if (n && item[0] == 'D') { r->deny = 1 ; continue ; }
     if (n < 2 || item[0] != '+' || !memchr(item + 1, '=', n - 1)) continue ;
+    if (++nvars > RULES_MAXVARS) return -1 ;
     if (!stralloc_catb(&r->env, item + 1, n - 1) || !stralloc_0(&r->env)) return 0 ;
     if (n - 1 > 9 && !memcmp(item + 1, "MAXCONIP=", 9) && number_scanb(item + 10, n - 10, 0, UINT_MAX, &r->maxconip))
       r->hasmaxconip = 1 ;
@@ -104,29 +107,36 @@ typedef struct lookup_s lookup ;
 struct lookup_s
 {
   cdb c ;
+  stralloc key ;
   rules_result *r ;
 } ;
 
- /* 1 found (result filled), 0 not found, -1 error. */
+ /* 1 found (result filled), 0 not found, -1 error, -2 the rule found is
+    over the limits (its key in the result). */
 static int try (lookup *l, char const *key, size_t len)
 {
   cdb_data data ;
+  size_t off ;
   int r = cdb_find(&l->c, &data, key, len) ;
   if (r < 0) { errno = EPROTO ; return -1 ; }
   if (!r) return 0 ;
+  /* skalibs 2.13 keeps the key inside the map but not the data: a length
+     that runs past the end would be read beyond the mapping (SIGBUS) */
+  off = data.s - l->c.map ;
+  if (off > l->c.size || data.len > l->c.size - off) { errno = EPROTO ; return -1 ; }
   l->r->key.len = 0 ;
   if (!stralloc_catb(&l->r->key, key, len) || !stralloc_0(&l->r->key)) return -1 ;
   l->r->key.len-- ;
-  return rules_decode(data.s, data.len, l->r) ? 1 : -1 ;
+  r = rules_decode(data.s, data.len, l->r) ;
+  return r > 0 ? 1 : r < 0 ? -2 : -1 ;
 }
 
-static int try2 (lookup *l, char const *a, char const *b)
+ /* The key a b c, built on the heap: host and info come from the network. */
+static int try3 (lookup *l, char const *a, char const *b, char const *c)
 {
-  size_t la = strlen(a), lb = strlen(b) ;
-  char key[la + lb + 1] ;
-  memcpy(key, a, la) ;
-  memcpy(key + la, b, lb + 1) ;
-  return try(l, key, la + lb) ;
+  l->key.len = 0 ;
+  if (!stralloc_cats(&l->key, a) || !stralloc_cats(&l->key, b) || !stralloc_cats(&l->key, c)) return -1 ;
+  return try(l, l->key.s, l->key.len) ;
 }
 
 static int walk (lookup *l, char const *ip, char const *host, char const *info)
@@ -150,27 +160,13 @@ static int walk (lookup *l, char const *ip, char const *host, char const *info)
 
   if (info)
   {
-    size_t il = strlen(info) ;
-    char pre[il + 2] ;
-    memcpy(pre, info, il) ;
-    pre[il] = '@' ; pre[il+1] = 0 ;
     for (unsigned int i = 0 ; i < nspell ; i++)
-      if ((r = try2(l, pre, spell[i]))) return r ;
-    if (host)
-    {
-      pre[il+1] = 0 ;
-      {
-        size_t hl = strlen(host) ;
-        char h[hl + 2] ;
-        h[0] = '=' ;
-        memcpy(h + 1, host, hl + 1) ;
-        if ((r = try2(l, pre, h))) return r ;
-      }
-    }
+      if ((r = try3(l, info, "@", spell[i]))) return r ;
+    if (host && (r = try3(l, info, "@=", host))) return r ;
   }
   for (unsigned int i = 0 ; i < nspell ; i++)
     if ((r = try(l, spell[i], strlen(spell[i])))) return r ;
-  if (host && (r = try2(l, "=", host))) return r ;
+  if (host && (r = try3(l, "=", host, ""))) return r ;
   for (size_t n = strlen(spell[0]) ; n-- > 1 ;)
     if ((spell[0][n-1] == '.' || spell[0][n-1] == ':') && (r = try(l, spell[0], n))) return r ;
   if (is4 || is6)
@@ -182,7 +178,7 @@ static int walk (lookup *l, char const *ip, char const *host, char const *info)
   if (host)
   {
     for (char const *p = host ; (p = strchr(p, '.')) ; p++)
-      if ((r = try2(l, "=", p))) return r ;
+      if ((r = try3(l, "=", p, ""))) return r ;
     if ((r = try(l, "=", 1))) return r ;
   }
   return try(l, "", 0) ;
@@ -190,11 +186,12 @@ static int walk (lookup *l, char const *ip, char const *host, char const *info)
 
 int rules_lookup (char const *file, char const *ip, char const *host, char const *info, rules_result *res)
 {
-  lookup l = { .c = CDB_ZERO, .r = res } ;
+  lookup l = { .c = CDB_ZERO, .key = STRALLOC_ZERO, .r = res } ;
   int r ;
   if (!cdb_init(&l.c, file)) return errno == ENOENT ? RULES_NOFILE : RULES_ERROR ;
   if (l.c.size < 2048) { cdb_free(&l.c) ; errno = EPROTO ; return RULES_ERROR ; }
   r = walk(&l, ip, host, info) ;
   cdb_free(&l.c) ;
-  return r < 0 ? RULES_ERROR : r ? RULES_MATCH : RULES_NOMATCH ;
+  stralloc_free(&l.key) ;
+  return r == -2 ? RULES_TOOBIG : r < 0 ? RULES_ERROR : r ? RULES_MATCH : RULES_NOMATCH ;
 }

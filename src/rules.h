@@ -15,10 +15,19 @@
  *   and fully expanded upper case (ucspi-tcp6).
  */
 
+#define RULES_TOOBIG (-3)   /* the matching rule is over the limits below (its key in the result) */
 #define RULES_NOFILE (-2)   /* the cdb does not exist */
-#define RULES_ERROR (-1)    /* unreadable or corrupt: errno says why */
+#define RULES_ERROR (-1)    /* unreadable or corrupt, a record running past the end included: errno says why */
 #define RULES_NOMATCH 0
 #define RULES_MATCH 1
+
+/* What one rule may carry: a real rule sets a handful of variables in a
+   few hundred bytes. Documented in sslserver.1 and sslhandoff.1. */
+#define RULES_MAXVARS 1000
+#define RULES_MAXDATA 65536
+#define RULES_STR_(x) #x
+#define RULES_STR(x) RULES_STR_(x)
+#define RULES_LIMITS RULES_STR(RULES_MAXVARS) " variables or " RULES_STR(RULES_MAXDATA) " bytes"
 
 typedef struct rules_result_s rules_result ;
 struct rules_result_s
@@ -35,7 +44,9 @@ struct rules_result_s
 extern int rules_lookup (char const *file, char const *ip, char const *host, char const *info, rules_result *) ;
 
 /* Decodes a record value: "D" denies, "+NAME=value" sets, anything else is
-   ignored (as tcpserver does). Returns 0 on allocation failure. */
+   ignored (as tcpserver does). Returns 1, 0 on allocation failure, -1 if
+   the value is over RULES_MAXDATA bytes or sets over RULES_MAXVARS
+   variables. */
 extern int rules_decode (char const *data, size_t len, rules_result *) ;
 
 /* The cdb keys for an IPv4 or IPv6 CIDR block as ucspi-tcp6 writes them

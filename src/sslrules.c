@@ -68,6 +68,7 @@ static int check (char const *file, char const *ip, char const *host, char const
   int e = rules_lookup(file, ip, host, info, &r) ;
   if (e == RULES_NOFILE) { errno = ENOENT ; e = RULES_ERROR ; }
   if (e == RULES_ERROR) die_sys(111, "unable to read ", file) ;
+  if (e == RULES_TOOBIG) die_x(111, "unable to read ", file, ": rule ", r.key.len ? r.key.s : "(empty key)", " carries over " RULES_LIMITS) ;
   if (e == RULES_NOMATCH) { printf("default:\nallow connection\n") ; return 0 ; }
   printf("rule %.*s:\n", (int)r.key.len, r.key.s) ;
   /* tcprulescheck stops at the deny */

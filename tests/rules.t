@@ -17,13 +17,14 @@ import shutil
 import smtplib
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-from tap import ok, is_, like, unlike, diag  # noqa: E402
+from tap import ok, is_, like, unlike, diag, scenario  # noqa: E402
 import suite  # noqa: E402
 
 pki = suite.Pki()
@@ -624,6 +625,100 @@ for name, content in CORRUPT:
 for s, label in ((srv, "corrupt cdb"), (srv_X, "corrupt cdb with -X")):
     no_crash(s, label)
     s.stop()
+
+# ---------------------------------------------------------------- crafted cdb files
+
+def cdb_hash(key):
+    h = 5381
+    for c in key:
+        h = (((h << 5) + h) ^ c) & 0xffffffff
+    return h
+
+
+def cdb_bytes(records, claims=None):
+    """djb's cdb format, written here so that a record can lie: records is
+    [(key, data)]; claims maps a key to the data length its record header
+    states instead of the real one."""
+    claims = claims or {}
+    body, slots, pos = b"", [], 2048
+    for k, d in records:
+        body += struct.pack("<II", len(k), claims.get(k, len(d))) + k + d
+        slots.append((cdb_hash(k), pos))
+        pos += 8 + len(k) + len(d)
+    header, tables = b"", b""
+    for b in range(256):
+        mine = [e for e in slots if e[0] & 255 == b]
+        n = 2 * len(mine)
+        table = [(0, 0)] * n
+        for h, p in mine:
+            j = (h >> 8) % n
+            while table[j][1]:
+                j = (j + 1) % n
+            table[j] = (h, p)
+        header += struct.pack("<II", pos + len(tables), n)
+        tables += b"".join(struct.pack("<II", h, p) for h, p in table)
+    return header + body + tables
+
+
+def variables(n, same=False):
+    if same:
+        return b"+A=\0" * n
+    return b"".join(b"+V%d=%d\0" % (i, i) for i in range(n))
+
+
+def crafted_cdbs():
+    """A rules cdb whose records lie about their length, or carry more than
+    a rule may (1000 variables, 65536 bytes): the connection ends with one
+    line and exit 110, never with a signal; a rule at the limits works."""
+    cdb = os.path.join(D, "crafted.cdb")
+    records = [
+        (b"127.0.43.1", b"+WHICH=overrun\0"),
+        (b"127.0.43.2", b"+WHICH=overrun-by-one\0"),
+        (b"127.0.43.3", variables(3000000, same=True)),
+        (b"127.0.43.4", variables(1001)),
+        (b"127.0.43.5", variables(1000)),
+        (b"127.0.43.6", b"+BIG=" + b"x" * 65531 + b"\0"),
+        (b"127.0.43.7", b"+BIG=" + b"x" * 65530 + b"\0"),
+        (b"127.0.43.8", b"+WHICH=fine\0"),
+    ]
+    size = len(cdb_bytes(records))
+    start = 2048 + 8 + len(records[0][0]) + len(records[0][1]) + 8 + len(records[1][0])
+    with open(cdb, "wb") as f:
+        f.write(cdb_bytes(records, {b"127.0.43.1": 0xfffffff0, b"127.0.43.2": size - start + 1}))
+    ok(len(records[5][1]) == 65537 and len(records[6][1]) == 65536,
+       "crafted cdb: the records are the sizes meant")
+    srv = suite.Server(["-v", "-H", "-R", "-x", cdb], env=ENV)
+    env = visit(srv.port, "127.0.43.8") or {}
+    is_(env.get("WHICH"), "fine", "crafted cdb: a sound record in it is served")
+    env = visit(srv.port, "127.0.43.5") or {}
+    is_((env.get("V0"), env.get("V999")), ("0", "999"), "crafted cdb: a rule of 1000 variables is served whole")
+    env = visit(srv.port, "127.0.43.7") or {}
+    is_(len(env.get("BIG", "")), 65530, "crafted cdb: a rule of 65536 bytes is served whole")
+    for n, (last, what, line) in enumerate((
+            (1, "data length running 4 GiB past the end", r"unable to read \S*crafted\.cdb: Protocol error"),
+            (2, "data length running one byte past the end", r"unable to read \S*crafted\.cdb: Protocol error"),
+            (3, "3 million variables", r"unable to read \S*crafted\.cdb: rule 127\.0\.43\.3 carries over "
+                                       r"1000 variables or 65536 bytes"),
+            (4, "1001 variables", r"unable to read \S*crafted\.cdb: rule 127\.0\.43\.4 carries over "
+                                  r"1000 variables or 65536 bytes"),
+            (6, "65537 bytes", r"unable to read \S*crafted\.cdb: rule 127\.0\.43\.6 carries over "
+                               r"1000 variables or 65536 bytes"))):
+        src = "127.0.43.%d" % last
+        is_(refused(srv.port, src), b"", "crafted cdb, %s: connection closed without TLS" % what)
+        pid = new_pid(srv, src, 0)
+        is_(suite.end_status(srv, pid), 28160, "crafted cdb, %s: the connection exits 110, not by a signal" % what)
+        like(srv.log(), r"^sslserver: fatal: \(110\) %s$" % line, "crafted cdb, %s: a line says why" % what)
+        is_(suite.log_count(srv, r"^sslserver: fatal: "), n + 1, "crafted cdb, %s: one line" % what)
+        r = subprocess.run([suite.prog("sslhandoff"), "-x", cdb, "true"], env=dict(ENV, TCPREMOTEIP=src),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(20))
+        err = r.stderr.decode("utf-8", "replace")
+        is_(r.returncode, 110, "crafted cdb, %s: sslhandoff exits 110, not by a signal" % what)
+        like(err, r"\Asslhandoff: fatal: \(110\) %s\n\Z" % line, "crafted cdb, %s: sslhandoff says why in one line" % what)
+    no_crash(srv, "crafted cdb")
+    srv.stop()
+
+
+scenario("crafted cdb files", crafted_cdbs)
 
 # ---------------------------------------------------------------- sslhandoff -x under tcpserver
 
