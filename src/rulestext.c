@@ -109,6 +109,140 @@ static int add_ip6 (sink const *k, char const *a, size_t len)
   }
 }
 
+ /* A group as the lookup writes it: 1 to 4 hex digits, lower case, no
+    leading zero. Its value, -1 if it is no group, -2 if it has a leading
+    zero. */
+static long hexgroup (char const *s, size_t n)
+{
+  long v = 0 ;
+  if (!n || n > 4) return -1 ;
+  for (size_t i = 0 ; i < n ; i++)
+  {
+    char c = s[i] ;
+    if (c >= '0' && c <= '9') v = (v << 4) | (c - '0') ;
+    else if (c >= 'a' && c <= 'f') v = (v << 4) | (c - 'a' + 10) ;
+    else return -1 ;
+  }
+  return n > 1 && s[0] == '0' ? -2 : v ;
+}
+
+static unsigned int longest_zeros (long const *g, unsigned int from, unsigned int to)
+{
+  unsigned int best = 0, run = 0 ;
+  for (unsigned int i = from ; i < to ; i++)
+  {
+    run = g[i] ? 0 : run + 1 ;
+    if (run > best) best = run ;
+  }
+  return best ;
+}
+
+static char const never_text[] = "not an IPv6 address or prefix" ;
+static char const never_end[] = "an IPv6 prefix ends with ':'" ;
+static char const never_lead[] = "write IPv6 groups without leading zeros" ;
+static char const never_zeros[] = "the lookup writes the longest run of zero groups, even a single one, as '::'" ;
+static char const never_count[] = "an IPv6 address has 8 groups" ;
+static char const never_dotted[] = "the lookup writes a dotted IPv4 part only after a leading '::ffff:'" ;
+static char const never_lead4[] = "write the IPv4 part without leading zeros" ;
+
+ /* "::ffff:" and then up to three decimal bytes, each followed by '.'. */
+static char const *never_dotted_prefix (char const *s, size_t len)
+{
+  unsigned int parts = 0 ;
+  size_t i = 7 ;
+  if (len < 7 || memcmp(s, "::ffff:", 7)) return never_dotted ;
+  while (i < len)
+  {
+    size_t j = i ;
+    unsigned int v = 0 ;
+    while (j < len && s[j] >= '0' && s[j] <= '9' && j - i < 4) v = v * 10 + (s[j++] - '0') ;
+    if (j == len || s[j] != '.') return memchr(s + 7, ':', len - 7) ? never_dotted : never_text ;
+    if (j == i || j - i > 3 || v > 255 || ++parts > 3) return never_text ;
+    if (j - i > 1 && s[i] == '0') return never_lead4 ;
+    i = j + 1 ;
+  }
+  return 0 ;
+}
+
+ /* Groups and at most one "::", ending with ':': is it the start of a
+    spelling the lookup makes (rules_ip6_fefe), cut after a ':'? */
+static char const *never_groups (char const *s, size_t len)
+{
+  long g[8] ;
+  unsigned int n = 0 ;
+  int dc = -1, lead = 0 ;
+  size_t i = 0 ;
+  if (s[0] == ':')
+  {
+    if (s[1] != ':') return never_text ;
+    dc = 0 ;
+    i = 2 ;
+  }
+  while (i < len)
+  {
+    size_t j = i ;
+    long v ;
+    while (j < len && s[j] != ':') j++ ;
+    if (j == i)
+    {
+      if (dc >= 0) return never_text ;
+      dc = n ;
+      i++ ;
+      continue ;
+    }
+    v = hexgroup(s + i, j - i) ;
+    if (v == -1) return never_text ;
+    if (n == 8) return never_count ;
+    if (v == -2) { lead = 1 ; v = 1 ; }
+    g[n++] = v ;
+    i = j + 1 ;
+  }
+  if (lead) return never_lead ;
+  if (dc < 0)
+  {
+    /* n groups written out, then more: the longest run of zeros must come
+       later, after a nonzero group if the text ends with a zero */
+    unsigned int longest = longest_zeros(g, 0, n), tail = 0 ;
+    if (n >= 8) return never_count ;
+    while (tail < n && !g[n - 1 - tail]) tail++ ;
+    return !longest || 8 - n - (tail ? 1 : 0) > longest ? 0 : never_zeros ;
+  }
+  {
+    /* a groups, "::" for run zero groups, b groups, and more if the text
+       goes on after them */
+    unsigned int a = dc, b = n - dc, more = b ? 1 : 0 ;
+    if (a + b + 1 + more > 8) return never_count ;
+    if ((a && !g[a - 1]) || (b && !g[a])) return never_zeros ;
+    for (unsigned int run = 8 - a - b - more ; run ; run--)
+    {
+      /* ::ffff:a.b.c.d is written dotted */
+      if (!a && run == 5 && b >= 2 && g[0] == 0xffff) continue ;
+      if (longest_zeros(g, 0, a) < run && longest_zeros(g, a, n) <= run) return 0 ;
+    }
+    return never_zeros ;
+  }
+}
+
+char const *rulestext_never (char const *key, size_t len)
+{
+  char const *at = memchr(key, '@', len) ;
+  char ip[64] ;
+  unsigned char addr[16] ;
+  if (memchr(key, '=', len) || memchr(key, '/', len)) return 0 ;
+  if (at) { len -= at + 1 - key ; key = at + 1 ; }
+  if (!memchr(key, ':', len)) return 0 ;
+  if (len >= sizeof(ip)) return never_text ;
+  memcpy(ip, key, len) ;
+  ip[len] = 0 ;
+  if (inet_pton(AF_INET6, ip, addr) == 1) return 0 ;
+  if (len == 1) return 0 ;   /* ":" starts every spelling that starts with "::" */
+  for (size_t i = 0 ; i < len ; i++)
+    if (!strchr("0123456789abcdef:.", key[i]) || !key[i]) return never_text ;
+  if (key[len - 1] != ':' && key[len - 1] != '.') return never_end ;
+  if (memchr(key, '.', len)) return never_dotted_prefix(key, len) ;
+  return never_groups(key, len) ;
+}
+
  /* The address ends at the first ':' in tcprules 0.88; if what follows is
     not allow or deny, at the first ':' that is (IPv6 addresses, as Debian's
     ucspi-tcp-ipv6 reads them). */

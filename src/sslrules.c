@@ -39,8 +39,22 @@ static void nomem (void)
 
 static unsigned int lineno ;
 
+static void warn_key (char const *key, size_t klen, char const *what, char const *why)
+{
+  char raw[LOG_FIELD_MAX + 2], field[LOG_FIELD_FMT], n[UINT_FMT] ;
+  size_t len = klen < LOG_FIELD_MAX + 1 ? klen : LOG_FIELD_MAX + 1 ;
+  for (size_t i = 0 ; i < len ; i++) raw[i] = key[i] ? key[i] : '?' ;
+  raw[len] = 0 ;
+  n[uint_fmt(n, lineno)] = 0 ;
+  log_line("warning: line ", n, ": ", klen ? log_sanitize(field, raw, 1) : "(empty key)", what, why) ;
+}
+
+ /* The cdb stays what tcprules would write: a key the lookup can never
+    produce is only pointed out. */
 static int add (char const *key, size_t klen, char const *data, size_t dlen, void *arg)
 {
+  char const *why = rulestext_never(key, klen) ;
+  if (why) warn_key(key, klen, " can never match: ", why) ;
   return cdbmake_add((cdbmaker *)arg, key, klen, data, dlen) ;
 }
 

@@ -6,7 +6,9 @@
 # the lines that hang Debian's IPv6 tcprules never hang sslrules; IPv6 and
 # CIDR lines compile to the documented keys; tmp + rename replaces the cdb
 # atomically; write and rename failures exit 111; usage errors exit 100;
-# and "sslrules -c" prints what tcprulescheck prints.
+# "sslrules -c" prints what tcprulescheck prints; and an IPv6 key the
+# lookup can never produce is warned about (line number, key, why) and
+# still compiled, while every key it can produce is not.
 import itertools
 import os
 import random
@@ -439,3 +441,82 @@ for ip, want in (("::1", "rule ::1:\nallow connection\n"),
     if ip == "2001:db8::1":
         want = "rule 2001:db8::1:\ndeny connection\n"   # tcprulescheck stops at the deny
     is_(r.stdout.decode(), want, "-c %s on the IPv6/CIDR cdb" % ip)
+
+# ---------------------------------------------------------------- IPv6 keys that can never match
+
+# An IPv6 prefix is compared with the one spelling the lookup makes (lower
+# case, no leading zeros, the longest run of zero groups as ::, a dotted
+# tail only after ::ffff:): a key no such spelling starts with is warned
+# about, with its line number, and compiled exactly as tcprules does.
+NEVER = [
+    (b"2001:0db8::allow,W=\"lead\"", "2001:0db8:", "write IPv6 groups without leading zeros"),
+    (b"0:0:0:0:0:0:0::allow", "0:0:0:0:0:0:0:",
+     "the lookup writes the longest run of zero groups, even a single one, as '::'"),
+    (b"fe80:0:0:0::deny", "fe80:0:0:0:", "the lookup writes the longest run of zero groups, even a single one, as '::'"),
+    (b"2001:db8::0::allow", "2001:db8::0:", "the lookup writes the longest run of zero groups, even a single one, as '::'"),
+    (b"::ffff:127.000.0.:allow", "::ffff:127.000.0.", "write the IPv4 part without leading zeros"),
+    (b"::127.0.0.:allow", "::127.0.0.", "the lookup writes a dotted IPv4 part only after a leading '::ffff:'"),
+    (b"2001:db8:allow", "2001:db8", "an IPv6 prefix ends with ':'"),
+    (b"1:2:3:4:5:6:7:8::allow", "1:2:3:4:5:6:7:8:", "an IPv6 address has 8 groups"),
+    (b"2001:db8:xyz::allow", "2001:db8:xyz:", "not an IPv6 address or prefix"),
+    (b"joe@2001:0DB8::allow", "joe@2001:0db8:", "write IPv6 groups without leading zeros"),
+]
+text = b"# keys that can never match\n" + b"".join(line + b"\n1.2.3.4:allow\n" for line, _, _ in NEVER)
+dn = path("never")
+os.mkdir(dn)
+rs, es = compile_(SSLRULES, text, os.path.join(dn, "rules.cdb"), os.path.join(dn, "rules.tmp"))
+is_(rs, 0, "never-matching IPv6 keys: sslrules exits 0")
+# tcprules 0.88 rejects these lines (its address ends at the first colon):
+# each is stored as sslrules always stored IPv6 text it cannot normalise,
+# as written, hex letters in lower case
+want = []
+for line, key, _ in NEVER:
+    want += [(key.encode(), b"D\0" if b":deny" in line else b"+W=lead\0" if b"W=" in line else b""), (b"1.2.3.4", b"")]
+is_(dump(os.path.join(dn, "rules.cdb")), want, "never-matching IPv6 keys: the records are the same as without the warnings")
+warned = es.splitlines()
+is_(len(warned), len(NEVER), "never-matching IPv6 keys: one line on stderr for each, none for the others")
+for i, (line, key, why) in enumerate(NEVER):
+    is_(warned[i] if i < len(warned) else None,
+        "sslrules: warning: line %d: %s can never match: %s" % (2 + 2 * i, key, why),
+        "warning for %s: the line number, the key and why" % line.decode())
+
+# Keys the lookup can produce, whole or as a prefix: no warning.
+FINE = (b"::1:allow\n:::allow\n::allow\n::ffff:127.0.0.:allow\n::ffff:1.:allow\n::ffff::allow\n"
+        b"2001:db8::allow\n2001:DB8::1::allow\n2001:db8:0::allow\n2001:db8:0:0:1:0:0:1:allow\n"
+        b"2001:db8::1:allow\n2001:0db8:0000:0000:0000:0000:0000:0009:allow\nfe80::allow\nfe80::1::allow\n"
+        b"::ffff:0:1::allow\n1:2:3:4:5:6:7::allow\n1:0:2:0::allow\njoe@::1:allow\n2001:db8::/32:allow\n"
+        b"127.0.0.:allow\n=host.example:allow\n:allow\n")
+rs, es = compile_(SSLRULES, FINE, os.path.join(dn, "fine.cdb"), os.path.join(dn, "fine.tmp"))
+is_((rs, es), (0, ""), "IPv6 keys and prefixes the lookup can produce: compiled, no warning")
+
+# A warned key never matches: not a real connection from ::1 (the address
+# 0:0:0:0:0:0:0: aims at), where the same rule written as the lookup
+# spells it does; nor a lookup of the addresses the others aim at.
+pki = suite.Pki()
+ca = pki.ca("ca")
+leaf = pki.leaf("server", ca, dns=("localhost",), ips=("::1",))
+live = os.path.join(dn, "live.cdb")
+compile_(SSLRULES, b"0:0:0:0:0:0:0::allow,WHICH=\"never\"\n:allow,WHICH=\"default\"\n", live, live + ".tmp")
+srv = suite.Server(["-v", "-H", "-R", "-x", live], env={"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}, host="::1")
+ctx = suite.client_context(ca["crt"])
+
+
+def which_from_v6_loopback():
+    try:
+        with suite.tls_connect(srv.port, ctx, host="::1") as s:
+            rep = suite.report_of(s)
+            s.sendall(b"quit\n")
+            suite.read_all(s)
+    except (OSError, ValueError) as e:
+        diag(str(e))
+        rep = None
+    return suite.env_of(rep).get("WHICH")
+
+
+is_(which_from_v6_loopback(), "default", "a real connection from ::1 does not match 0:0:0:0:0:0:0:")
+compile_(SSLRULES, b":::allow,WHICH=\"prefix\"\n:allow,WHICH=\"default\"\n", live, live + ".tmp")
+is_(which_from_v6_loopback(), "prefix", "a real connection from ::1 matches the prefix :: written as the lookup spells it")
+srv.stop()
+for ip in ("2001:db8::1", "fe80::1", "2001:db8::1:2", "::ffff:127.0.0.1"):
+    r = subprocess.run([SSLRULES, "-c", os.path.join(dn, "rules.cdb"), ip], capture_output=True, timeout=suite.patience(10))
+    is_(r.stdout.decode(), "default:\nallow connection\n", "-c %s: no warned key matches it" % ip)
