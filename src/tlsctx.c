@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <string.h>
@@ -9,11 +10,13 @@
 #include <strings.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/evp.h>
 
 #include <skalibs/env.h>
@@ -102,16 +105,6 @@ static int only_tls13_names (char const *s)
   }
 }
 
-/* OpenSSL refuses a key that does not match the loaded certificate while
-   loading it; say so rather than "unable to load key". */
-static int key_mismatch (void)
-{
-  unsigned long e = ERR_peek_last_error() ;
-  int r = ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ;
-  if (r) ERR_clear_error() ;
-  return r ;
-}
-
 static int password_cb (char *buf, int size, int rwflag, void *data)
 {
   char const *pw = data ;
@@ -184,20 +177,144 @@ static int setup_protocol (SSL_CTX *ctx, char const *const *envp, char const *ci
   return 1 ;
 }
 
+/* fail() for the messages about a certificate or key file. */
+static int failf (char *err, size_t errlen, char const *fmt, ...) __attribute__((format(printf, 3, 4))) ;
+static int failf (char *err, size_t errlen, char const *fmt, ...)
+{
+  va_list ap ;
+  va_start(ap, fmt) ;
+  vsnprintf(err, errlen, fmt, ap) ;
+  va_end(ap) ;
+  return 0 ;
+}
+
+ /* OpenSSL's reasons for a file it cannot use ("No such file or directory"
+    without the path, "no start line", "unsupported") do not say which file
+    nor what to do: look before handing it over. */
+static int readable (char const *file, char const *what, char *err, size_t errlen)
+{
+  struct stat st ;
+  int fd = open(file, O_RDONLY | O_CLOEXEC) ;
+  if (fd == -1) return failf(err, errlen, "unable to read %s %s: %s", what, file, strerror(errno)) ;
+  if (fstat(fd, &st) == -1) st.st_mode = 0 ;
+  close(fd) ;
+  if (S_ISDIR(st.st_mode)) return failf(err, errlen, "unable to read %s %s: %s", what, file, strerror(EISDIR)) ;
+  if (S_ISREG(st.st_mode) && !st.st_size) return failf(err, errlen, "unable to load %s %s: the file is empty", what, file) ;
+  return 1 ;
+}
+
+#define KIND_CERTIFICATE 0x1
+#define KIND_KEY 0x2
+#define KIND_ENCRYPTED 0x4
+
+ /* What kinds of PEM blocks a file holds. */
+static unsigned int pem_kinds (char const *file)
+{
+  unsigned int kinds = 0 ;
+  BIO *bio = BIO_new_file(file, "r") ;
+  char *name, *header ;
+  unsigned char *data ;
+  long len ;
+  if (!bio) return 0 ;
+  while (PEM_read_bio(bio, &name, &header, &data, &len))
+  {
+    size_t n = strlen(name) ;
+    if (!strcmp(name, PEM_STRING_X509) || !strcmp(name, PEM_STRING_X509_OLD) || !strcmp(name, PEM_STRING_X509_TRUSTED))
+      kinds |= KIND_CERTIFICATE ;
+    else if (n >= 11 && !strcmp(name + n - 11, "PRIVATE KEY"))
+    {
+      kinds |= KIND_KEY ;
+      if (!strcmp(name, PEM_STRING_PKCS8) || strstr(header, "ENCRYPTED")) kinds |= KIND_ENCRYPTED ;
+    }
+    OPENSSL_free(name) ;
+    OPENSSL_free(header) ;
+    OPENSSL_free(data) ;
+  }
+  BIO_free(bio) ;
+  ERR_clear_error() ;
+  return kinds ;
+}
+
+ /* The position (from 1) of the first certificate of file that key
+    matches, or 0; *firstca: whether the file's first one is a CA's. */
+static unsigned int matching_certificate (char const *file, EVP_PKEY *key, int *firstca)
+{
+  unsigned int i = 0, found = 0 ;
+  BIO *bio = BIO_new_file(file, "r") ;
+  X509 *x ;
+  *firstca = 0 ;
+  if (!bio) return 0 ;
+  while (!found && (x = PEM_read_bio_X509(bio, 0, 0, 0)))
+  {
+    if (!i++) *firstca = X509_check_ca(x) != 0 ;
+    if (X509_check_private_key(x, key)) found = i ;
+    X509_free(x) ;
+  }
+  BIO_free(bio) ;
+  ERR_clear_error() ;
+  return found ;
+}
+
+static int certificate_trouble (char const *certfile, int client, char *err, size_t errlen)
+{
+  char const *reason = log_tlserror() ;
+  unsigned int kinds = pem_kinds(certfile) ;
+  if (kinds & KIND_CERTIFICATE) return failf(err, errlen, "unable to load certificate %s: %s", certfile, reason) ;
+  if (kinds & KIND_KEY)
+    return failf(err, errlen, "unable to load certificate %s: it holds a private key but no certificate: %s", certfile,
+                 client ? "give the certificate with -c, the key with -k" : "CERTFILE names the certificate chain, KEYFILE the key") ;
+  return failf(err, errlen, "unable to load certificate %s: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)", certfile) ;
+}
+
+ /* The key could not be loaded, or does not match the first certificate:
+    say why, and what to do. */
+static int key_trouble (char const *certfile, char const *keyfile, char const *password, int client, char *err, size_t errlen)
+{
+  char const *reason = log_tlserror() ;
+  EVP_PKEY *key = 0 ;
+  BIO *bio = BIO_new_file(keyfile, "r") ;
+  unsigned int kinds, pos ;
+  int firstca ;
+  if (bio)
+  {
+    key = PEM_read_bio_PrivateKey(bio, 0, &password_cb, (void *)password) ;
+    BIO_free(bio) ;
+  }
+  ERR_clear_error() ;
+  if (!key)
+  {
+    kinds = pem_kinds(keyfile) ;
+    if (kinds & KIND_ENCRYPTED && password) return failf(err, errlen, "unable to load key %s: wrong passphrase", keyfile) ;
+    if (kinds & KIND_ENCRYPTED)
+      return failf(err, errlen, "unable to load key %s: it is encrypted: give its passphrase on fd 3 with -3%s", keyfile,
+                   client ? ", or in a file with -K" : "") ;
+    if (kinds & KIND_KEY) return failf(err, errlen, "unable to load key %s: %s", keyfile, reason) ;
+    if (kinds & KIND_CERTIFICATE)
+      return failf(err, errlen, "unable to load key %s: it holds a certificate, not a private key: %s", keyfile,
+                   client ? "give the key's file with -k" : "set KEYFILE to the key's file") ;
+    return failf(err, errlen, "unable to load key %s: it holds no PEM private key (-----BEGIN PRIVATE KEY-----)", keyfile) ;
+  }
+  pos = matching_certificate(certfile, key, &firstca) ;
+  EVP_PKEY_free(key) ;
+  if (pos == 1) return failf(err, errlen, "unable to load key %s: %s", keyfile, reason) ;
+  if (pos > 1 && firstca)
+    return failf(err, errlen, "unable to load key %s: it matches certificate %u of %s, not the first: "
+                 "put the %s's own certificate first, then its CA chain", keyfile, pos, certfile, client ? "client" : "server") ;
+  if (pos > 1)
+    return failf(err, errlen, "unable to load key %s: it is the key of certificate %u of %s, a CA's, not of the first: %s",
+                 keyfile, pos, certfile, client ? "give the client's own key with -k" : "set KEYFILE to the server's own key") ;
+  return failf(err, errlen, "unable to load key %s: it does not match the certificate in %s", keyfile, certfile) ;
+}
+
 static int load_keypair (SSL_CTX *ctx, char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen)
 {
+  int client = SSL_CTX_get_ssl_method(ctx) == TLS_client_method() ;
+  if (!readable(certfile, "certificate", err, errlen) || !readable(keyfile, "key", err, errlen)) return 0 ;
   SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
   SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)password) ;
-  if (!SSL_CTX_use_certificate_chain_file(ctx, certfile))
-    return fail(err, errlen, "unable to load certificate", certfile, log_tlserror()) ;
-  if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM))
-    return key_mismatch() ? fail(err, errlen, "key does not match certificate", keyfile, certfile)
-                          : fail(err, errlen, "unable to load key", keyfile, log_tlserror()) ;
-  if (!SSL_CTX_check_private_key(ctx))
-  {
-    ERR_clear_error() ;
-    return fail(err, errlen, "key does not match certificate", keyfile, certfile) ;
-  }
+  if (!SSL_CTX_use_certificate_chain_file(ctx, certfile)) return certificate_trouble(certfile, client, err, errlen) ;
+  if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) || !SSL_CTX_check_private_key(ctx))
+    return key_trouble(certfile, keyfile, password, client, err, errlen) ;
   return 1 ;
 }
 

@@ -8,6 +8,7 @@ import fcntl
 import re
 import select
 import socket
+import ssl
 import subprocess
 import sys
 import termios
@@ -139,6 +140,218 @@ srv.stop()
 with suite.fd3(b"s3cret phrase") as fd:  # no newline: EOF ends it
     srv = suite.Server(["-3"], env={"CERTFILE": leaf["crt"], "KEYFILE": enckey}, pass_fds=(fd,))
 ok(srv.port, "-3: a passphrase ended by EOF, not newline, works too")
+srv.stop()
+
+# ---------------------------------------------------------------- errors that name the fix
+# Each bad certificate or key set-up gets one line naming the file and what
+# to do about it (not OpenSSL's "interrupted or cancelled", "unsupported" or
+# a path-less "No such file or directory"), the same for sslserver, SNI
+# pairs, a rule's pair, sslhandoff and sslclient -c/-k; and the same files
+# with that fix applied start.
+cafirst = path("ca-first.pem")
+with open(cafirst, "w") as f:
+    f.write(open(ca["crt"]).read() + open(leaf["crt"]).read())
+leaffirst = path("leaf-first.pem")
+with open(leaffirst, "w") as f:
+    f.write(open(leaf["crt"]).read() + open(ca["crt"]).read())
+empty = path("empty.pem")
+open(empty, "w").close()
+derkey = path("server.der")
+subprocess.run(["openssl", "pkey", "-in", leaf["key"], "-outform", "DER", "-out", derkey], check=True, capture_output=True)
+missing = path("missing.pem")
+PASS = b"s3cret phrase\n"
+
+
+def fatal(prog, text):
+    return r"\A%s: fatal: \(111\) %s\n\Z" % (prog, re.escape(text))
+
+
+def starts(name, env, opts=(), password=None):
+    """sslserver -1 with env (and -3 given password) starts and listens."""
+    if password is None:
+        rc, out, err = suite.run_server_once(["-1"] + list(opts), env=env)
+    else:
+        with suite.fd3(password) as fd:
+            rc, out, err = suite.run_server_once(["-1", "-3"] + list(opts), env=env, pass_fds=(fd,))
+    ok(rc is None and out.endswith("\n"), "%s, fixed: sslserver starts and listens" % name, err)
+
+
+FIXES = [
+    ("encrypted key without -3", {"CERTFILE": leaf["crt"], "KEYFILE": enckey}, None,
+     "unable to load key %s: it is encrypted: give its passphrase on fd 3 with -3" % enckey,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": enckey}, PASS)),
+    ("encrypted key, wrong passphrase", {"CERTFILE": leaf["crt"], "KEYFILE": enckey}, b"wrong phrase\n",
+     "unable to load key %s: wrong passphrase" % enckey,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": enckey}, PASS)),
+    ("KEYFILE is the certificate", {"CERTFILE": leaf["crt"], "KEYFILE": leaf["crt"]}, None,
+     "unable to load key %s: it holds a certificate, not a private key: set KEYFILE to the key's file" % leaf["crt"],
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("no KEYFILE, CERTFILE without the key", {"CERTFILE": leaf["crt"]}, None,
+     "unable to load key %s: it holds a certificate, not a private key: set KEYFILE to the key's file" % leaf["crt"],
+     ({"CERTFILE": leaf["bundle"]}, None)),
+    ("chain with the CA first", {"CERTFILE": cafirst, "KEYFILE": leaf["key"]}, None,
+     "unable to load key %s: it matches certificate 2 of %s, not the first: put the server's own certificate first, "
+     "then its CA chain" % (leaf["key"], cafirst),
+     ({"CERTFILE": leaffirst, "KEYFILE": leaf["key"]}, None)),
+    ("KEYFILE is the CA's key", {"CERTFILE": leaffirst, "KEYFILE": ca["key"]}, None,
+     "unable to load key %s: it is the key of certificate 2 of %s, a CA's, not of the first: set KEYFILE to the "
+     "server's own key" % (ca["key"], leaffirst),
+     ({"CERTFILE": leaffirst, "KEYFILE": leaf["key"]}, None)),
+    ("key of another certificate", {"CERTFILE": leaffirst, "KEYFILE": other["key"]}, None,
+     "unable to load key %s: it does not match the certificate in %s" % (other["key"], leaffirst),
+     ({"CERTFILE": leaffirst, "KEYFILE": leaf["key"]}, None)),
+    ("missing key file", {"CERTFILE": leaf["crt"], "KEYFILE": missing}, None,
+     "unable to read key %s: No such file or directory" % missing,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("missing certificate file", {"CERTFILE": missing, "KEYFILE": leaf["key"]}, None,
+     "unable to read certificate %s: No such file or directory" % missing,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("missing CERTCHAINFILE", dict(GOOD, CERTCHAINFILE=missing), None,
+     "unable to read certificate %s: No such file or directory" % missing,
+     (dict(GOOD, CERTCHAINFILE=leaffirst), None)),
+    ("certificate file is a directory", {"CERTFILE": d, "KEYFILE": leaf["key"]}, None,
+     "unable to read certificate %s: Is a directory" % d,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("empty key file", {"CERTFILE": leaf["crt"], "KEYFILE": empty}, None,
+     "unable to load key %s: the file is empty" % empty,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("empty certificate file", {"CERTFILE": empty, "KEYFILE": leaf["key"]}, None,
+     "unable to load certificate %s: the file is empty" % empty,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("key file not PEM (DER)", {"CERTFILE": leaf["crt"], "KEYFILE": derkey}, None,
+     "unable to load key %s: it holds no PEM private key (-----BEGIN PRIVATE KEY-----)" % derkey,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("certificate file not PEM", {"CERTFILE": garbage, "KEYFILE": leaf["key"]}, None,
+     "unable to load certificate %s: it holds no PEM certificate (-----BEGIN CERTIFICATE-----)" % garbage,
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    ("CERTFILE is the key", {"CERTFILE": leaf["key"], "KEYFILE": leaf["key"]}, None,
+     "unable to load certificate %s: it holds a private key but no certificate: CERTFILE names the certificate "
+     "chain, KEYFILE the key" % leaf["key"],
+     ({"CERTFILE": leaf["crt"], "KEYFILE": leaf["key"]}, None)),
+    # SNI pairs: the same checks, the same words
+    ("SNI: KEYFILE:name encrypted, no -3", dict(GOOD, **{"CERTFILE:mail.example": leaf["crt"],
+                                                         "KEYFILE:mail.example": enckey}), None,
+     "unable to load key %s: it is encrypted: give its passphrase on fd 3 with -3" % enckey,
+     (dict(GOOD, **{"CERTFILE:mail.example": leaf["crt"], "KEYFILE:mail.example": enckey}), PASS)),
+    ("SNI: CERTFILE:name with the CA first", dict(GOOD, **{"CERTFILE:mail.example": cafirst,
+                                                            "KEYFILE:mail.example": leaf["key"]}), None,
+     "unable to load key %s: it matches certificate 2 of %s, not the first: put the server's own certificate first, "
+     "then its CA chain" % (leaf["key"], cafirst),
+     (dict(GOOD, **{"CERTFILE:mail.example": leaffirst, "KEYFILE:mail.example": leaf["key"]}), None)),
+    ("SNI: CERTFILE:name without its key", dict(GOOD, **{"CERTFILE:mail.example": other["crt"]}), None,
+     "unable to load key %s: it holds a certificate, not a private key: set KEYFILE to the key's file" % other["crt"],
+     (dict(GOOD, **{"CERTFILE:mail.example": other["crt"], "KEYFILE:mail.example": other["key"]}), None)),
+    ("SNI: KEYFILE:name missing", dict(GOOD, **{"CERTFILE:mail.example": other["crt"],
+                                               "KEYFILE:mail.example": missing}), None,
+     "unable to read key %s: No such file or directory" % missing,
+     (dict(GOOD, **{"CERTFILE:mail.example": other["crt"], "KEYFILE:mail.example": other["key"]}), None)),
+]
+for name, env, password, text, (fixed, fixedpw) in FIXES:
+    if password is None:
+        err = check(name, env=env)
+    else:
+        with suite.fd3(password) as fd:
+            err = check(name, opts=["-3"], env=env, pass_fds=(fd,))
+    like(err, fatal("sslserver", text), "%s: the line names the file and the fix" % name)
+    starts(name, fixed, password=fixedpw)
+
+# A rule's pair: built per connection, so its error is that connection's
+# log line (and exit 111), and the server goes on serving others.
+RULECASES = [
+    ("rule: KEYFILE encrypted, no -3", {"KEYFILE": enckey, "CERTFILE": leaf["crt"]},
+     "unable to load key %s: it is encrypted: give its passphrase on fd 3 with -3" % enckey),
+    ("rule: KEYFILE is the certificate", {"KEYFILE": other["crt"], "CERTFILE": other["crt"]},
+     "unable to load key %s: it holds a certificate, not a private key: set KEYFILE to the key's file" % other["crt"]),
+    ("rule: CERTFILE with the CA first", {"KEYFILE": leaf["key"], "CERTFILE": cafirst},
+     "unable to load key %s: it matches certificate 2 of %s, not the first: put the server's own certificate first, "
+     "then its CA chain" % (leaf["key"], cafirst)),
+    ("rule: KEYFILE missing", {"KEYFILE": missing, "CERTFILE": other["crt"]},
+     "unable to read key %s: No such file or directory" % missing),
+]
+
+
+def rules_cdb(name, text):
+    cdb = path(name + ".cdb")
+    r = subprocess.run([suite.prog("sslrules"), cdb, cdb + ".tmp"], input=text.encode(), capture_output=True,
+                       timeout=suite.patience(10))
+    ok(r.returncode == 0, "%s: rules compiled" % name, r.stderr)
+    return cdb
+
+
+for i, (name, rule, text) in enumerate(RULECASES):
+    cdb = rules_cdb("rule%d" % i, "127.0.0.1:allow,%s\n:allow\n" % ",".join('%s="%s"' % kv for kv in rule.items()))
+    srv = suite.Server(["-x", cdb], env=GOOD)
+    ok(srv.port, "%s: the server starts (the rule's pair is read per connection)" % name)
+    if not srv.port:
+        continue
+    try:
+        with suite.tls_connect(srv.port, suite.client_context(ca["crt"])) as s:
+            suite.read_all(s)
+        refused = False
+    except (ssl.SSLError, OSError):
+        refused = True
+    ok(refused, "%s: the connection gets no TLS" % name)
+    m = srv.wait_log(r"^sslserver: fatal: \(111\) unable to apply the TLS settings of rule 127\.0\.0\.1: (.*)$")
+    is_(m.group(1) if m else srv.log(), text, "%s: the connection's line names the file and the fix" % name)
+    with suite.tls_connect(srv.port, suite.client_context(ca["crt"]), source=("127.0.0.2", 0)) as s:
+        rep = suite.report_of(s)
+        ok(rep is not None, "%s: another client is still served" % name)
+    srv.stop()
+
+# sslhandoff builds its context from its environment, per connection
+HANDOFFCASES = ("encrypted key without -3", "encrypted key, wrong passphrase", "KEYFILE is the certificate",
+                "chain with the CA first", "missing key file")
+for name, env, password, text, (fixed, fixedpw) in (f for f in FIXES if f[0] in HANDOFFCASES):
+    e = dict(env, PATH=os.environ.get("PATH", "/usr/bin:/bin"))
+    args = [suite.prog("sslhandoff")] + (["-3"] if password else []) + ["-n", "true"]
+    with suite.fd3(password or b"") as fd:
+        r = subprocess.run(args, env=e, stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(10),
+                           pass_fds=(fd,) if password else ())
+    is_(r.returncode, 111, "sslhandoff, %s: exit 111" % name)
+    like(r.stderr.decode(), fatal("sslhandoff", text), "sslhandoff, %s: one line naming the file and the fix" % name)
+    e = dict(fixed, PATH=os.environ.get("PATH", "/usr/bin:/bin"))
+    args = [suite.prog("sslhandoff")] + (["-3"] if fixedpw else []) + ["-n", "true"]
+    with suite.fd3(fixedpw or b"") as fd:
+        r = subprocess.run(args, env=e, stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(10),
+                           pass_fds=(fd,) if fixedpw else ())
+    is_((r.returncode, r.stderr), (0, b""), "sslhandoff, %s, fixed: the context is built, the program runs" % name)
+
+# sslclient -c/-k: the client's certificate, the same checks; -K is its
+# other way to give a passphrase
+ipleaf = pki.leaf("server-ip", ca, ips=("127.0.0.1",))
+srv = suite.Server([], env={"CERTFILE": ipleaf["pem"], "KEYFILE": ipleaf["key"]}, app=["true"])
+ok(srv.port, "a server for sslclient")
+CLIENTCASES = [
+    ("encrypted key without -3 or -K", ["-c", leaf["crt"], "-k", enckey],
+     "unable to load key %s: it is encrypted: give its passphrase on fd 3 with -3, or in a file with -K" % enckey,
+     ["-c", leaf["crt"], "-k", enckey, "-K", path("pass")]),
+    ("wrong passphrase", ["-c", leaf["crt"], "-k", enckey, "-K", path("badpass")],
+     "unable to load key %s: wrong passphrase" % enckey,
+     ["-c", leaf["crt"], "-k", enckey, "-K", path("pass")]),
+    ("-c without -k, the certificate alone", ["-c", leaf["crt"]],
+     "unable to load key %s: it holds a certificate, not a private key: give the key's file with -k" % leaf["crt"],
+     ["-c", leaf["crt"], "-k", leaf["key"]]),
+    ("-c with the CA first", ["-c", cafirst, "-k", leaf["key"]],
+     "unable to load key %s: it matches certificate 2 of %s, not the first: put the client's own certificate first, "
+     "then its CA chain" % (leaf["key"], cafirst),
+     ["-c", leaffirst, "-k", leaf["key"]]),
+    ("-k missing", ["-c", leaf["crt"], "-k", missing],
+     "unable to read key %s: No such file or directory" % missing,
+     ["-c", leaf["crt"], "-k", leaf["key"]]),
+]
+with open(path("pass"), "wb") as f:
+    f.write(PASS)
+with open(path("badpass"), "wb") as f:
+    f.write(b"wrong phrase\n")
+for name, opts, text, fixed in CLIENTCASES:
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    r = subprocess.run([suite.prog("sslclient"), "-a", ca["crt"]] + opts + ["127.0.0.1", str(srv.port or 1), "true"], env=e,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(10))
+    is_(r.returncode, 111, "sslclient, %s: exit 111" % name)
+    like(r.stderr.decode(), fatal("sslclient", text), "sslclient, %s: one line naming the file and the fix" % name)
+    r = subprocess.run([suite.prog("sslclient"), "-a", ca["crt"]] + fixed + ["127.0.0.1", str(srv.port or 1), "true"], env=e,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(10))
+    is_(r.returncode, 0, "sslclient, %s, fixed: connects and runs the program" % name)
 srv.stop()
 
 # ---------------------------------------------------------------- usage
