@@ -314,7 +314,8 @@ for name, env, password, text, (fixed, fixedpw) in (f for f in FIXES if f[0] in 
     with suite.fd3(fixedpw or b"") as fd:
         r = subprocess.run(args, env=e, stdin=subprocess.DEVNULL, capture_output=True, timeout=suite.patience(10),
                            pass_fds=(fd,) if fixedpw else ())
-    is_((r.returncode, r.stderr), (0, b""), "sslhandoff, %s, fixed: the context is built, the program runs" % name)
+    quiet = [l for l in r.stderr.decode().splitlines() if l != "sslhandoff: " + suite.ROOT_ENGINE_WARNING]
+    is_((r.returncode, quiet), (0, []), "sslhandoff, %s, fixed: the context is built, the program runs" % name)
 
 # sslclient -c/-k: the client's certificate, the same checks; -K is its
 # other way to give a passphrase
