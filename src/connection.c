@@ -129,6 +129,11 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
     privs_check_possible(e->tls.uid, e->tls.gid, "the TLS engine") ;
   }
   e->ctx = rule_context(dflt, connenv, r, cfg) ;
+  /* This process serves one connection: what its context does not need
+     (the passphrase; with a rule's context, every pair of the default
+     one) is wiped before a byte of TLS is read. */
+  tlsctx_forget_password() ;
+  if (dflt && e->ctx != dflt) SSL_CTX_free(dflt) ;
   e->clientcert = tlsctx_clientcert(connenv, rule_clientcert(r, o->clientcert)) ;
   e->deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
   genalloc_free(char const *, &v) ;

@@ -197,6 +197,7 @@ static SSL *tls_start (conn *c)
     log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, 1)) ;
     end(c, e->deferred, 110) ;
   }
+  if (!e->client) tlsctx_release(e->ctx, ssl) ;
   return ssl ;
 }
 

@@ -145,6 +145,7 @@ int main (int argc, char const *const *argv)
   else if (o.password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
   e.ctx = tlsctx_client((char const *const *)environ, &cfg, err, sizeof(err)) ;
   if (!e.ctx) die_x(111, err) ;
+  tlsctx_forget_password() ;
 
   fd = connector_open(argv[0], argv[1], o.localip, o.localport, o.prefer4, o.prefer6, o.timeout1, o.timeout2, &refused, &why) ;
   if (fd == -1)

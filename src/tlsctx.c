@@ -306,15 +306,87 @@ static int key_trouble (char const *certfile, char const *keyfile, char const *p
   return failf(err, errlen, "unable to load key %s: it does not match the certificate in %s", keyfile, certfile) ;
 }
 
+#define PEMFILE_MAX (1 << 22)
+
+ /* A certificate or key file in a buffer that the caller wipes
+    (OPENSSL_clear_free(buf, *len + 1)), or 0 and errno. OpenSSL's own
+    file reading leaves the text in a freed stdio buffer, which every
+    engine forked later would inherit - the key, in a bundle file. */
+static char *slurp (char const *file, size_t *len)
+{
+  struct stat st ;
+  char *buf = 0 ;
+  size_t n = 0 ;
+  int fd = open(file, O_RDONLY | O_CLOEXEC) ;
+  if (fd == -1) return 0 ;
+  if (fstat(fd, &st) == -1) goto err ;
+  if (st.st_size > PEMFILE_MAX) { errno = EFBIG ; goto err ; }
+  buf = OPENSSL_malloc(st.st_size + 1) ;
+  if (!buf) { errno = ENOMEM ; goto err ; }
+  while (n < (size_t)st.st_size)
+  {
+    ssize_t r = read(fd, buf + n, st.st_size - n) ;
+    if (r == -1 && errno == EINTR) continue ;
+    if (r <= 0) break ;
+    n += r ;
+  }
+  if (n < (size_t)st.st_size) { OPENSSL_clear_free(buf, st.st_size + 1) ; errno = EIO ; goto err ; }
+  close(fd) ;
+  *len = n ;
+  return buf ;
+ err:
+  close(fd) ;
+  return 0 ;
+}
+
+ /* As SSL_CTX_use_certificate_chain_file: the first certificate is the
+    leaf, the others its chain. */
+static int use_chain (SSL_CTX *ctx, BIO *bio)
+{
+  X509 *x = PEM_read_bio_X509_AUX(bio, 0, 0, 0) ;
+  int ok = x && SSL_CTX_use_certificate(ctx, x) && SSL_CTX_clear_chain_certs(ctx) ;
+  X509_free(x) ;
+  while (ok)
+  {
+    X509 *ca = PEM_read_bio_X509(bio, 0, 0, 0) ;
+    if (!ca)
+    {
+      unsigned long e = ERR_peek_last_error() ;
+      if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) return 0 ;
+      ERR_clear_error() ;
+      break ;
+    }
+    if (!SSL_CTX_add0_chain_cert(ctx, ca)) { X509_free(ca) ; return 0 ; }
+  }
+  return ok ;
+}
+
+static int use_key (SSL_CTX *ctx, BIO *bio, char const *password)
+{
+  EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, 0, &password_cb, (void *)password) ;
+  int ok = key && SSL_CTX_use_PrivateKey(ctx, key) && SSL_CTX_check_private_key(ctx) ;
+  EVP_PKEY_free(key) ;
+  return ok ;
+}
+
+ /* Runs use (use_chain or use_key) over the contents of file. */
+static int use_file (SSL_CTX *ctx, char const *file, char const *password, int key)
+{
+  size_t len = 0 ;
+  char *buf = slurp(file, &len) ;
+  BIO *bio = buf ? BIO_new_mem_buf(buf, len) : 0 ;
+  int ok = bio && (key ? use_key(ctx, bio, password) : use_chain(ctx, bio)) ;
+  BIO_free(bio) ;
+  if (buf) OPENSSL_clear_free(buf, len + 1) ;
+  return ok ;
+}
+
 static int load_keypair (SSL_CTX *ctx, char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen)
 {
   int client = SSL_CTX_get_ssl_method(ctx) == TLS_client_method() ;
   if (!readable(certfile, "certificate", err, errlen) || !readable(keyfile, "key", err, errlen)) return 0 ;
-  SSL_CTX_set_default_passwd_cb(ctx, &password_cb) ;
-  SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)password) ;
-  if (!SSL_CTX_use_certificate_chain_file(ctx, certfile)) return certificate_trouble(certfile, client, err, errlen) ;
-  if (!SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) || !SSL_CTX_check_private_key(ctx))
-    return key_trouble(certfile, keyfile, password, client, err, errlen) ;
+  if (!use_file(ctx, certfile, 0, 0)) return certificate_trouble(certfile, client, err, errlen) ;
+  if (!use_file(ctx, keyfile, password, 1)) return key_trouble(certfile, keyfile, password, client, err, errlen) ;
   return 1 ;
 }
 
@@ -431,7 +503,7 @@ static SSL_CTX *sni_find (snitable const *t, char const *name)
 {
   for (int wild = 0 ; wild < 2 ; wild++)
     for (unsigned int i = 0 ; i < t->n ; i++)
-      if ((t->entry[i].name[0] == '*') == wild && sni_match(t->entry[i].name, name)) return t->entry[i].ctx ;
+      if (t->entry[i].ctx && (t->entry[i].name[0] == '*') == wild && sni_match(t->entry[i].name, name)) return t->entry[i].ctx ;
   return 0 ;
 }
 
@@ -489,6 +561,18 @@ static int sni_trust (SSL_CTX *sni, SSL_CTX *dflt)
     SSL_CTX_set_client_CA_list(sni, copy) ;
   }
   return 1 ;
+}
+
+void tlsctx_release (SSL_CTX *ctx, SSL *ssl)
+{
+  snitable *t = sni_index < 0 ? 0 : SSL_CTX_get_ex_data(ctx, sni_index) ;
+  if (!t) return ;
+  for (unsigned int i = 0 ; i < t->n ; i++)
+    if (t->entry[i].ctx && t->entry[i].ctx != SSL_get_SSL_CTX(ssl))
+    {
+      SSL_CTX_free(t->entry[i].ctx) ;
+      t->entry[i].ctx = 0 ;
+    }
 }
 
 static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, unsigned char const *id, char *err, size_t errlen)
@@ -630,9 +714,15 @@ SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *cfg, char 
   return ctx ;
 }
 
+static char pw[1024] ;
+
+void tlsctx_forget_password (void)
+{
+  OPENSSL_cleanse(pw, sizeof(pw)) ;
+}
+
 char const *tlsctx_read_password (int fd, char const *from)
 {
-  static char pw[1024] ;
   size_t len = 0 ;
   for (;;)
   {

@@ -99,4 +99,13 @@ extern void tlsctx_warmup (SSL_CTX *) ;
    it; from names it in the error message. Dies 111 on failure. */
 extern char const *tlsctx_read_password (int fd, char const *from) ;
 
+/* Wipes the passphrase tlsctx_read_password read: call it once the last
+   context that may need it is built. */
+extern void tlsctx_forget_password (void) ;
+
+/* After ssl's handshake, in a process that serves that one connection:
+   frees the SNI pairs of ctx (the context ssl was made from) other than
+   the one ssl uses, so their keys are no longer in memory. */
+extern void tlsctx_release (SSL_CTX *ctx, SSL *ssl) ;
+
 #endif

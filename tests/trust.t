@@ -245,3 +245,100 @@ except subprocess.TimeoutExpired:
 is_(first, "STARTTLS\r\n", "sslclient -y: the program asked for STARTTLS")
 unlike(after.decode("latin-1"), r"MAIL FROM", "sslclient -y: after the failed handshake the man in the middle gets no MAIL FROM in clear")
 ok(p.returncode == 111, "sslclient -y: exit 111 after the failed handshake (%r)" % p.returncode, err.decode())
+
+# ---------------------------------------------------------------- what the engine can read
+# A connection process serves one connection: once its TLS context is
+# ready it holds no key passphrase, and once the handshake is done, no
+# private key but the one it serves (and the default pair's, which its
+# context was made from). The engine's memory is read through /proc while
+# its program waits; the key in use is the control that the search finds
+# a key at all.
+PASSPHRASE = b"passphrase-3c0d1e9a-marker"
+
+
+def key_forms(key):
+    """Byte strings that betray an EC private key in memory: its scalar
+    (big-endian, and as OpenSSL's BIGNUM words hold it on a little-endian
+    machine) and a line of its PEM text."""
+    text = subprocess.run(["openssl", "pkey", "-in", key, "-noout", "-text"], capture_output=True,
+                          check=True).stdout.decode()
+    hexs = re.search(r"priv:\n((?:\s+[0-9a-f:]+\n)+)", text).group(1)
+    scalar = bytes.fromhex(re.sub(r"[\s:]", "", hexs)).lstrip(b"\0").rjust(32, b"\0")
+    pem = open(key).read().splitlines()
+    return {"scalar": scalar, "reversed scalar": scalar[::-1], "PEM line": pem[1].encode()}
+
+
+def memory_of(pid):
+    """Every readable mapping of process pid, concatenated."""
+    chunks = []
+    with open("/proc/%s/maps" % pid) as maps, open("/proc/%s/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            span, perm = line.split()[:2]
+            if not perm.startswith("r"):
+                continue
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(lo)
+                chunks.append(mem.read(hi - lo))
+            except (OSError, ValueError, OverflowError):
+                pass
+    return b"\0".join(chunks)
+
+
+def found(memory, key):
+    return [name for name, b in key_forms(key).items() if b in memory]
+
+
+secret = pki.leaf("secret-default", ca)
+encrypted = pki.path("secret-default.enc.key")
+subprocess.run(["openssl", "pkey", "-in", secret["key"], "-aes256", "-passout", "pass:" + PASSPHRASE.decode(),
+                "-out", encrypted], check=True, capture_output=True)
+sni_a = pki.leaf("secret-a", ca, dns=("a.example",))
+sni_b = pki.leaf("secret-b", ca, dns=("b.example",))
+sni_c = pki.leaf("secret-c", ca, dns=("c.example",))   # a bundle: key and chain in one file
+by_rule = pki.leaf("secret-rule", ca)
+rules_txt = os.path.join(WORK, "secrets.rules")
+with open(rules_txt, "w") as f:
+    f.write('127.0.0.2:allow,CERTFILE="%s",KEYFILE="%s"\n:allow\n' % (by_rule["pem"], by_rule["key"]))
+secrets_cdb = os.path.join(WORK, "secrets.cdb")
+subprocess.run([suite.prog("sslrules"), secrets_cdb, secrets_cdb + ".tmp"], stdin=open(rules_txt), check=True,
+               capture_output=True)
+env = {"CERTFILE": secret["pem"], "KEYFILE": encrypted,
+       "CERTFILE:a.example": sni_a["pem"], "KEYFILE:a.example": sni_a["key"],
+       "CERTFILE:b.example": sni_b["pem"], "KEYFILE:b.example": sni_b["key"],
+       "CERTFILE:c.example": sni_c["bundle"]}
+with suite.fd3(PASSPHRASE + b"\n"):
+    srv = suite.Server(["-v", "-3", "-x", secrets_cdb], env=env, pass_fds=(3,))
+ok(srv.port, "server with an encrypted default key (-3), SNI pairs and a rule's pair started")
+
+
+def engine_memory(name, source):
+    """The memory of the engine of one connection from source, under SNI
+    name, while its program waits for input."""
+    before = len(suite.pids(srv))
+    raw = socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10), source_address=(source, 0))
+    cctx = suite.client_context(ca["crt"], verify=False)
+    with cctx.wrap_socket(raw, server_hostname=name) as s:
+        rep = suite.report_of(s)
+        suite.wait_until(lambda: len(suite.pids(srv)) > before, 10)
+        pid = suite.pids(srv)[before] if len(suite.pids(srv)) > before else None
+        memory = memory_of(pid) if rep and pid else b""
+        s.sendall(b"quit\n")
+        suite.read_all(s)
+    return rep, memory
+
+
+for sni, keyfile, others in (("a.example", sni_a["key"], (sni_b, sni_c, by_rule)),
+                             ("c.example", sni_c["key"], (sni_a, sni_b, by_rule))):
+    rep, memory = engine_memory(sni, "127.0.0.1")
+    ok(len(memory) > 100000, "engine of an SNI %s connection: its memory was read" % sni)
+    ok(found(memory, keyfile), "engine for %s: the key it serves is found in its memory (the search works)" % sni)
+    ok(PASSPHRASE not in memory, "engine for %s: the key passphrase is not in its memory" % sni)
+    for other in others:
+        is_(found(memory, other["key"]), [], "engine for %s: %s's private key is not in its memory" % (sni, other["name"]))
+rep, memory = engine_memory("localhost", "127.0.0.2")
+ok(rep is not None and found(memory, by_rule["key"]), "engine of a connection under the rule's pair: the rule's key is found")
+for other in (secret, sni_a, sni_b, sni_c):
+    is_(found(memory, other["key"]), [], "engine under the rule's pair: %s's private key is not in its memory" % other["name"])
+ok(PASSPHRASE not in memory, "engine under the rule's pair: the key passphrase is not in its memory")
+srv.stop()
