@@ -42,18 +42,19 @@ static int add_range (sink const *k, char const *a, size_t len)
     if (hi < 1000) hi = hi * 10 + (a[j] - '0') ;
   }
   if (hi > 255) hi = 255 ;
-  for (unsigned long n = lo ; n <= hi ; n++)
   {
-    char key[len + UINT_FMT] ;
-    size_t m = left ;
-    int r ;
-    memcpy(key, a, left) ;
-    m += uint_fmt(key + m, n) ;
-    memcpy(key + m, a + right, len - right) ;
-    r = put(k, key, m + len - right) ;
-    if (r != RULESTEXT_OK) return r ;
+    stralloc key = STRALLOC_ZERO ;
+    int r = RULESTEXT_OK ;
+    for (unsigned long n = lo ; r == RULESTEXT_OK && n <= hi ; n++)
+    {
+      key.len = 0 ;
+      if (!stralloc_catb(&key, a, left) || !stralloc_readyplus(&key, UINT_FMT)) { r = RULESTEXT_ERROR ; break ; }
+      key.len += uint_fmt(key.s + key.len, n) ;
+      r = stralloc_catb(&key, a + right, len - right) ? put(k, key.s, key.len) : RULESTEXT_ERROR ;
+    }
+    stralloc_free(&key) ;
+    return r ;
   }
-  return RULESTEXT_OK ;
 }
 
  /* An address with a '/': a CIDR block, stored as ucspi-tcp6's bit key.
@@ -96,16 +97,25 @@ static int add_ip6 (sink const *k, char const *a, size_t len)
     ip[len - pre] = 0 ;
     if (inet_pton(AF_INET6, ip, addr) == 1)
     {
-      char key[pre + 48] ;
-      memcpy(key, a, pre) ;
-      rules_ip6_fefe(key + pre, addr) ;
-      return put(k, key, pre + strlen(key + pre)) ;
+      stralloc key = STRALLOC_ZERO ;
+      int r = RULESTEXT_ERROR ;
+      if (stralloc_catb(&key, a, pre) && stralloc_readyplus(&key, 48))
+      {
+        rules_ip6_fefe(key.s + pre, addr) ;
+        r = put(k, key.s, pre + strlen(key.s + pre)) ;
+      }
+      stralloc_free(&key) ;
+      return r ;
     }
   }
   {
-    char key[len + 1] ;
-    for (size_t i = 0 ; i < len ; i++) key[i] = i >= pre && a[i] >= 'A' && a[i] <= 'F' ? a[i] + 32 : a[i] ;
-    return put(k, key, len) ;
+    stralloc key = STRALLOC_ZERO ;
+    int r ;
+    if (!stralloc_catb(&key, a, len)) return RULESTEXT_ERROR ;
+    for (size_t i = pre ; i < len ; i++) if (key.s[i] >= 'A' && key.s[i] <= 'F') key.s[i] += 32 ;
+    r = put(k, key.s, len) ;
+    stralloc_free(&key) ;
+    return r ;
   }
 }
 

@@ -520,3 +520,19 @@ srv.stop()
 for ip in ("2001:db8::1", "fe80::1", "2001:db8::1:2", "::ffff:127.0.0.1"):
     r = subprocess.run([SSLRULES, "-c", os.path.join(dn, "rules.cdb"), ip], capture_output=True, timeout=suite.patience(10))
     is_(r.stdout.decode(), "default:\nallow connection\n", "-c %s: no warned key matches it" % ip)
+
+# Keys far longer than any address (an info@ part of 30 MB) are built on
+# the heap, never on the stack: no crash, and the same key as with a short
+# info@ part.
+huge = b"i" * 30000000
+for rest in (b"@2001:DB8::1:allow\n", b"@2001:db8:AB:allow\n"):
+    compile_(SSLRULES, b"x" + rest, path("small.cdb"), path("small.tmp"))
+    small = [k for k, _ in dump(path("small.cdb")) or []]
+    rc, err = compile_(SSLRULES, huge + rest, path("huge.cdb"), path("huge.tmp"), timeout=60)
+    is_(rc, 0, "a rule line with a 30 MB info@ part compiles (exit 0, not a crash): ...%s" % rest.decode().strip())
+    keys = [k for k, _ in dump(path("huge.cdb")) or []]
+    ok(small and keys == [huge + k[1:] for k in small], "... to the key a short info@ part gets: x%s" % (small or [b"?"])[0][1:].decode())
+tail = b".5" * 15000000
+rc, err = compile_(SSLRULES, b"10.0-1" + tail + b":allow\n", path("huge.cdb"), path("huge.tmp"), timeout=60)
+is_(rc, 0, "a 30 MB range rule compiles (exit 0, not a crash)")
+is_([k for k, _ in dump(path("huge.cdb")) or []], [b"10.0" + tail, b"10.1" + tail], "... to one key per number of the range")
