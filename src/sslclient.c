@@ -129,6 +129,7 @@ int main (int argc, char const *const *argv)
   unsigned int what = 0 ;
 
   PROG = "sslclient" ;
+  tlsctx_init() ;
   if (!options_parse(&argc, &argv, "463hHrRdDqQvsSeExXnNyi:p:T:l:t:a:A:c:k:K:V:z:F:w:", &take_option, &co)) dieusage() ;
   if (argc < 3 || !*argv[0]) dieusage() ;
   if (!cfg.cafile && getenv("CAFILE") && *getenv("CAFILE")) cfg.cafile = getenv("CAFILE") ;

@@ -99,6 +99,7 @@ int main (int argc, char const *const *argv)
   unsigned char sidctx[32] ;
 
   PROG = "sslhandoff" ;
+  tlsctx_init() ;
   if (!options_parse(&argc, &argv, "3UXqQvVsSnNmzZx:B:g:u:T:w:", &take_option, &h)) dieusage() ;
   if (!argc || !*argv[0]) dieusage() ;
   if (h.envuidgid) privs_envuidgid(&o->uid, &o->gid) ;

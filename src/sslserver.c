@@ -370,6 +370,7 @@ int main (int argc, char const *const *argv)
   char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
 
   PROG = "sslserver" ;
+  tlsctx_init() ;
   if (!options_parse(&argc, &argv, OPTSTRING, &take_option, &s.o)) dieusage() ;
   if (argc < 3 || !*argv[0]) dieusage() ;
   s.argv = argv + 2 ;

@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -715,6 +717,42 @@ SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *cfg, char 
 }
 
 static char pw[1024] ;
+
+ /* Every block OpenSSL frees is wiped first: its decoders free copies of
+    the private keys they parse (DER, octet strings) without wiping them,
+    and every engine forked afterwards would inherit them. */
+static void *mem_malloc (size_t n, char const *file, int line)
+{
+  (void)file ; (void)line ;
+  return malloc(n) ;
+}
+
+static void mem_free (void *p, char const *file, int line)
+{
+  (void)file ; (void)line ;
+  if (!p) return ;
+  explicit_bzero(p, malloc_usable_size(p)) ;
+  free(p) ;
+}
+
+static void *mem_realloc (void *p, size_t n, char const *file, int line)
+{
+  size_t old ;
+  void *q ;
+  if (!p) return malloc(n) ;
+  if (!n) { mem_free(p, file, line) ; return 0 ; }
+  old = malloc_usable_size(p) ;
+  q = malloc(n) ;
+  if (!q) return 0 ;
+  memcpy(q, p, old < n ? old : n) ;
+  mem_free(p, file, line) ;
+  return q ;
+}
+
+void tlsctx_init (void)
+{
+  CRYPTO_set_mem_functions(&mem_malloc, &mem_realloc, &mem_free) ;
+}
 
 void tlsctx_forget_password (void)
 {

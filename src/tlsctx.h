@@ -99,6 +99,10 @@ extern void tlsctx_warmup (SSL_CTX *) ;
    it; from names it in the error message. Dies 111 on failure. */
 extern char const *tlsctx_read_password (int fd, char const *from) ;
 
+/* Call first in main, before any other OpenSSL function: from then on
+   every block OpenSSL frees is wiped (key material it decoded included). */
+extern void tlsctx_init (void) ;
+
 /* Wipes the passphrase tlsctx_read_password read: call it once the last
    context that may need it is built. */
 extern void tlsctx_forget_password (void) ;
