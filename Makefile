@@ -20,7 +20,7 @@ LIBS_sslrules := -lskarnet
 
 PROGRAMS := sslserver sslhandoff sslrules sslclient
 SCRIPTS := sslcat sslconnect
-MODULES := log logtls number options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup connection peer connector tickets scope
+MODULES := log logtls number options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup connection peer connector tickets scope proxy
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)
@@ -71,12 +71,13 @@ demo: deps all
 	sh examples/demo.sh $(abspath $(BUILD))
 
 # libFuzzer targets (clang): the rules-text compiler, the cdb value decoder,
-# the UCSPI-TLS block reader, and the small value parsers. Each runs
-# FUZZ_SECONDS from the committed seed corpus in tests/fuzz/corpus; new
-# inputs go to build-fuzz/, crashes to build-fuzz/crash-*.
+# the UCSPI-TLS block reader, the PROXY header parser and the small value
+# parsers. Each runs FUZZ_SECONDS from the committed seed corpus in
+# tests/fuzz/corpus; new inputs go to build-fuzz/, crashes to
+# build-fuzz/crash-*.
 FUZZ_SECONDS ?= 10
-FUZZ_TARGETS := rulestext rulesdecode block parse
-FUZZ_MODULES := number rules rulestext ucspitls peer
+FUZZ_TARGETS := rulestext rulesdecode block parse proxy
+FUZZ_MODULES := number rules rulestext ucspitls peer proxy
 FUZZ_FLAGS := -g -O1 -std=c99 -D_GNU_SOURCE -Isrc -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 fuzz: deps

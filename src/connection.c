@@ -97,6 +97,38 @@ void connection_init (connection *c)
   c->pid[pid_fmt(c->pid, getpid())] = 0 ;
 }
 
+int connection_proxy (connection *c, proxy_list const *l, int fd, unsigned int secs)
+{
+  conninfo *ci = &c->info ;
+  struct sockaddr_storage ss ;
+  socklen_t len ;
+  unsigned char key[16] ;
+  proxy_header h ;
+  char const *why = "" ;
+  if (!l->n || !connenv_sockaddr(ci->remoteip, 0, &ss, &len)) return 0 ;
+  proxy_key(&ss, key) ;
+  if (!proxy_listed(l, key)) return 0 ;
+  switch (proxy_read(fd, secs, &h, &why))
+  {
+    case PROXY_OK : break ;
+    case PROXY_MALFORMED :
+      log_error(100, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": ", why) ;
+      _exit(100) ;
+    case PROXY_TIMEOUT :
+      log_error(111, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": timed out") ;
+      _exit(111) ;
+    case PROXY_CLOSED :
+      log_error(111, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": connection closed before its end") ;
+      _exit(111) ;
+    default :
+      log_error(111, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": ", strerror(errno)) ;
+      _exit(111) ;
+  }
+  connenv_proxied(ci, h.proxied ? &h.remote : 0, &h.local) ;
+  log_status("proxy ", c->pid, " via ", ci->proxyip, ":", ci->proxyport) ;
+  return 1 ;
+}
+
 void connection_prepare (connection *c, connection_options const *o, SSL_CTX *dflt, tlsctx_config const *cfg,
                          unsigned int samehost, int netr, int netw, char const *const *argv)
 {

@@ -8,6 +8,7 @@
 
 #include "connenv.h"
 #include "engine.h"
+#include "proxy.h"
 #include "rules.h"
 #include "tlsctx.h"
 
@@ -50,6 +51,16 @@ struct connection_s
 
 /* Sets c->pid: the connection's pid, for its log lines. */
 extern void connection_init (connection *c) ;
+
+/*
+ * When c->info's remote address (the TCP peer) is listed, reads the PROXY
+ * header from fd within secs seconds and makes its addresses the
+ * connection's (connenv_proxied); returns 1. A peer that sends no valid
+ * header in time: one log line naming it and the reason, exit 100 for a
+ * malformed header, 111 for a timeout or a broken connection. Returns 0,
+ * reading nothing, for a peer that is not listed.
+ */
+extern int connection_proxy (connection *c, proxy_list const *, int fd, unsigned int secs) ;
 
 /*
  * c->info describes the connection. Applies the rules cdb (unreadable:

@@ -88,6 +88,15 @@ int connenv_fromsocket (conninfo *ci, int fd)
   return 1 ;
 }
 
+void connenv_proxied (conninfo *ci, struct sockaddr_storage const *remote, struct sockaddr_storage const *local)
+{
+  memcpy(ci->proxyip, ci->remoteip, sizeof(ci->proxyip)) ;
+  memcpy(ci->proxyport, ci->remoteport, sizeof(ci->proxyport)) ;
+  if (!remote) return ;
+  connenv_fmtaddr(remote, ci->remoteip, ci->remoteport) ;
+  connenv_fmtaddr(local, ci->localip, ci->localport) ;
+}
+
 static int addvar (stralloc *sa, char const *prefix, char const *name, char const *value, int known)
 {
   if (!stralloc_cats(sa, prefix) || !stralloc_cats(sa, name)) return 0 ;
@@ -110,7 +119,9 @@ int connenv_modifiers (stralloc *sa, conninfo const *ci, int tcpenv)
 {
   return stralloc_catb(sa, "PROTO=SSL", 10)
       && addset(sa, "SSL", ci)
-      && (!tcpenv || addset(sa, "TCP", ci)) ;
+      && (!tcpenv || addset(sa, "TCP", ci))
+      && addvar(sa, "PROXY", "REMOTEIP", ci->proxyip, !!ci->proxyip[0])
+      && addvar(sa, "PROXY", "REMOTEPORT", ci->proxyport, !!ci->proxyport[0]) ;
 }
 
 void connenv_logv (char const *what, char const *pid, conninfo const *ci, char const *const *suffix)

@@ -22,6 +22,8 @@ struct conninfo_s
   char remoteport[CONNENV_PORTFMT] ;
   char remotehost[CONNENV_HOSTMAX] ;
   char remoteinfo[CONNENV_HOSTMAX] ;
+  char proxyip[CONNENV_IPFMT] ;      /* the balancer, after a PROXY header */
+  char proxyport[CONNENV_PORTFMT] ;
   unsigned int haslocalhost : 1 ;
   unsigned int hasremotehost : 1 ;
   unsigned int hasremoteinfo : 1 ;
@@ -49,8 +51,14 @@ extern int connenv_fromsocket (conninfo *, int fd) ;
    local address is asked of the socket. */
 extern int connenv_fromaccept (conninfo *, int fd, struct sockaddr_storage const *peer) ;
 
+/* A PROXY header was read: the TCP peer becomes the balancer (proxyip,
+   proxyport) and, when remote is not 0, remote and local are the
+   connection's addresses from now on. */
+extern void connenv_proxied (conninfo *, struct sockaddr_storage const *remote, struct sockaddr_storage const *local) ;
+
 /* Appends the UCSPI modifiers: PROTO=SSL, SSLLOCAL*, SSLREMOTE* and, with
-   tcpenv, the TCP* copies. Returns 0 on allocation failure. */
+   tcpenv, the TCP* copies; PROXYREMOTEIP and PROXYREMOTEPORT after a
+   PROXY header, else unset. Returns 0 on allocation failure. */
 extern int connenv_modifiers (stralloc *, conninfo const *, int tcpenv) ;
 
 /* Logs "PROG: what PID LOCALHOST:LOCALIP:LOCALPORT REMOTEHOST:REMOTEIP:INFO:REMOTEPORT"

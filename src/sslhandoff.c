@@ -118,6 +118,18 @@ int main (int argc, char const *const *argv)
   }
   connection_init(&c) ;
   connection_info(&c.info) ;
+  {
+    proxy_list proxies ;
+    char const *bad ;
+    if (!proxy_list_scan(&proxies, getenv("PROXYFROM"), &bad)) die_x(100, "invalid PROXYFROM entry: ", bad) ;
+    /* the UCSPI server's TCP* described the balancer: from now on they
+       describe the client, and what was known only of the balancer goes */
+    if (connection_proxy(&c, &proxies, 0, o->handshaketimeout))
+    {
+      o->tcpenv = 1 ;
+      c.info.hasremotehost = c.info.hasremoteinfo = 0 ;
+    }
+  }
   connection_prepare(&c, o, 0, &cfg, 0, 0, 1, argv) ;
   privs_warn_root_engine(&c.engine.tls) ;
   engine_run(&c.engine) ;

@@ -118,30 +118,6 @@ static int take_option (int opt, char const *arg, void *data)
   return 1 ;
 }
 
- /* The connection process: everything between accept and the engine.
-    samehost counts this client's connections, this one included. */
-static void connection_run (int fd, struct sockaddr_storage const *peer, options const *o, SSL_CTX *ctx, tlsctx_config const *cfg, unsigned int samehost, char const *const *argv)
-{
-  connection c = CONNECTION_ZERO ;
-  unsigned int what = 0 ;
-  int one = 1 ;
-
-  connection_init(&c) ;
-  if (!connenv_fromaccept(&c.info, fd, peer)) { log_status("pid ", c.pid, " from ", c.info.remoteip) ; dieu_sys(111, "get the local address of a connection from ", c.info.remoteip) ; }
-  log_status("pid ", c.pid, " from ", c.info.remoteip) ;
-  if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
-  if (!o->keepipoptions && !strchr(c.info.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
-  if (o->localname) connenv_localname(&c.info, o->localname) ;
-  else if (o->dns) what |= LOOKUP_LOCALHOST ;
-  if (o->dns) what |= LOOKUP_REMOTEHOST | (o->paranoid ? LOOKUP_PARANOID : 0) ;
-  if (o->ident) what |= LOOKUP_IDENT ;
-  /* as the engine's user: they parse what DNS servers and the client's
-     identd send */
-  lookup_names(&c.info, what, o->identtimeout, o->engine.uid, o->engine.gid) ;
-  connection_prepare(&c, &o->conn, ctx, cfg, samehost, fd, fd, argv) ;
-  engine_run(&c.engine) ;
-}
-
 static void log_status_count (unsigned int n, unsigned int limit)
 {
   char a[UINT_FMT], b[UINT_FMT] ;
@@ -182,6 +158,8 @@ struct child_s
 {
   pid_t pid ;
   unsigned char ip[16] ;   /* IPv4 as v4-mapped, so both spellings compare equal */
+  int report ;             /* behind a balancer: where the real address comes from, else -1 */
+  unsigned int known : 1 ; /* ip is the client's (always, unless behind a balancer) */
 } ;
 
  /* The main process's state. */
@@ -194,22 +172,15 @@ struct server_s
   SSL_CTX *ctx ;
   char const *const *argv ;     /* the program */
   unsigned int maxconip ;       /* MAXCONIP of the server's environment, 0 = none */
+  proxy_list proxies ;          /* PROXYFROM */
   int lfd ;
   int spfd ;
   unsigned int children ;
   child *table ;                /* o.limit entries */
+  iopause_fd *x ;               /* o.limit + 2 entries */
+  unsigned int *xchild ;        /* which child an entry of x is for */
   tain rotation ;               /* when the ticket keys rotate next */
 } ;
-
-static void peer_key (struct sockaddr_storage const *ss, unsigned char *key)
-{
-  if (ss->ss_family == AF_INET6) memcpy(key, &((struct sockaddr_in6 const *)ss)->sin6_addr, 16) ;
-  else
-  {
-    memcpy(key, "\0\0\0\0\0\0\0\0\0\0\377\377", 12) ;
-    memcpy(key + 12, &((struct sockaddr_in const *)ss)->sin_addr, 4) ;
-  }
-}
 
 static void rotate_tickets (server *s)
 {
@@ -231,6 +202,21 @@ static void reload (server *s)
   log_status("reloaded TLS material") ;
 }
 
+ /* Connections of the client at ip, among those whose address is known. */
+static unsigned int count_same (server const *s, unsigned char const *ip)
+{
+  unsigned int n = 0 ;
+  for (unsigned int i = 0 ; i < s->children ; i++)
+    if (s->table[i].known && !memcmp(s->table[i].ip, ip, 16)) n++ ;
+  return n ;
+}
+
+static void forget_report (child *c)
+{
+  if (c->report >= 0) fd_close(c->report) ;
+  c->report = -1 ;
+}
+
 static void reap (server *s)
 {
   for (;;)
@@ -240,7 +226,12 @@ static void reap (server *s)
     pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
     if (pid <= 0) break ;
     for (unsigned int i = 0 ; i < s->children ; i++)
-      if (s->table[i].pid == pid) { s->table[i] = s->table[--s->children] ; break ; }
+      if (s->table[i].pid == pid)
+      {
+        forget_report(&s->table[i]) ;
+        s->table[i] = s->table[--s->children] ;
+        break ;
+      }
     a[pid_fmt(a, pid)] = 0 ;
     b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
     log_status("end ", a, " status ", b) ;
@@ -264,14 +255,95 @@ static void handle_signals (server *s)
   }
 }
 
+static void log_over_limit (unsigned int maxconip, char const *ip)
+{
+  char n[UINT_FMT] ;
+  n[uint_fmt(n, maxconip)] = 0 ;
+  log_warn("ip connection limit of ", n, " exceeded for: ", ip) ;
+}
+
+ /* Behind a balancer, the connection process learns the real client from
+    the PROXY header and the main process counts that client's connections:
+    see answer_report. Returns the count, this connection included. */
+static unsigned int learn_count (connection const *c, int report, unsigned int secs)
+{
+  struct sockaddr_storage ss ;
+  socklen_t len ;
+  unsigned char ip[16] ;
+  unsigned int same = 0 ;
+  tain deadline ;
+  iopause_fd x = { .fd = report, .events = IOPAUSE_READ } ;
+  tain_now_g() ;
+  if (secs) tain_addsec_g(&deadline, secs) ; else deadline = tain_infinite ;
+  if (!connenv_sockaddr(c->info.remoteip, 0, &ss, &len)) dieu_x(111, "parse the address ", c->info.remoteip) ;
+  proxy_key(&ss, ip) ;
+  if (fd_write(report, (char *)ip, 16) != 16) dieu_sys(111, "report the client's address to the server") ;
+  while (iopause_g(&x, 1, &deadline) == -1)
+    if (errno != EINTR) dieu_sys(111, "wait for the server") ;
+  if (!x.revents || fd_read(report, (char *)&same, sizeof(same)) != sizeof(same))
+    dieu_x(111, "learn the client's connection count from the server") ;
+  fd_close(report) ;
+  return same ;
+}
+
+ /* The connection process: everything between accept and the engine.
+    samehost counts this client's connections, this one included; with a
+    report socket (the peer is a balancer listed in PROXYFROM) it is learnt
+    once the PROXY header has named the client. */
+static void connection_run (server const *s, int fd, struct sockaddr_storage const *peer, unsigned int samehost, int report)
+{
+  options const *o = &s->o ;
+  connection c = CONNECTION_ZERO ;
+  unsigned int what = 0 ;
+  int one = 1 ;
+
+  connection_init(&c) ;
+  if (!connenv_fromaccept(&c.info, fd, peer)) { log_status("pid ", c.pid, " from ", c.info.remoteip) ; dieu_sys(111, "get the local address of a connection from ", c.info.remoteip) ; }
+  if (report >= 0)
+  {
+    connection_proxy(&c, &s->proxies, fd, o->conn.handshaketimeout) ;
+    samehost = learn_count(&c, report, o->conn.handshaketimeout) ;
+    if (s->maxconip && samehost > s->maxconip) { log_over_limit(s->maxconip, c.info.remoteip) ; _exit(100) ; }
+  }
+  log_status("pid ", c.pid, " from ", c.info.remoteip) ;
+  if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
+  if (!o->keepipoptions && !strchr(c.info.localip, ':')) setsockopt(fd, IPPROTO_IP, IP_OPTIONS, 0, 0) ;
+  if (o->localname) connenv_localname(&c.info, o->localname) ;
+  else if (o->dns) what |= LOOKUP_LOCALHOST ;
+  if (o->dns) what |= LOOKUP_REMOTEHOST | (o->paranoid ? LOOKUP_PARANOID : 0) ;
+  if (o->ident) what |= LOOKUP_IDENT ;
+  /* as the engine's user: they parse what DNS servers and the client's
+     identd send */
+  lookup_names(&c.info, what, o->identtimeout, o->engine.uid, o->engine.gid) ;
+  connection_prepare(&c, &o->conn, s->ctx, &s->cfg, samehost, fd, fd, s->argv) ;
+  engine_run(&c.engine) ;
+}
+
+ /* The main process's side of learn_count: answers when the report socket
+    is readable, so a slow PROXY header never holds up the accept loop. */
+static void answer_report (server *s, child *c)
+{
+  unsigned char ip[16] ;
+  if (fd_read(c->report, (char *)ip, 16) == 16)
+  {
+    unsigned int same = count_same(s, ip) + 1 ;
+    memcpy(c->ip, ip, 16) ;
+    c->known = 1 ;
+    fd_write(c->report, (char *)&same, sizeof(same)) ;
+  }
+  forget_report(c) ;
+}
+
  /* Accepts one client, counts its connections (MAXCONIP) and forks its
-    connection process. */
+    connection process. A balancer's connection is counted once its
+    connection process has read whose it is. */
 static void new_connection (server *s)
 {
   struct sockaddr_storage peer ;
   socklen_t peerlen = sizeof(peer) ;
   child *slot = &s->table[s->children] ;
-  unsigned int same = 1 ;
+  int report[2] = { -1, -1 } ;
+  unsigned int same = 0 ;
   pid_t pid ;
   int fd = accept4(s->lfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC) ;
   if (fd == -1)
@@ -279,28 +351,47 @@ static void new_connection (server *s)
     if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
     return ;
   }
-  peer_key(&peer, slot->ip) ;
-  for (unsigned int i = 0 ; i < s->children ; i++)
-    if (!memcmp(s->table[i].ip, slot->ip, 16)) same++ ;
-  if (s->maxconip && same > s->maxconip)
+  proxy_key(&peer, slot->ip) ;
+  slot->known = !proxy_listed(&s->proxies, slot->ip) ;
+  if (slot->known)
   {
-    char a[CONNENV_IPFMT], p[CONNENV_PORTFMT], n[UINT_FMT] ;
-    connenv_fmtaddr(&peer, a, p) ;
-    n[uint_fmt(n, s->maxconip)] = 0 ;
-    log_warn("ip connection limit of ", n, " exceeded for: ", a) ;
+    same = count_same(s, slot->ip) + 1 ;
+    if (s->maxconip && same > s->maxconip)
+    {
+      char a[CONNENV_IPFMT], p[CONNENV_PORTFMT] ;
+      connenv_fmtaddr(&peer, a, p) ;
+      log_over_limit(s->maxconip, a) ;
+      fd_close(fd) ;
+      return ;
+    }
+  }
+  else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, report) == -1)
+  {
+    log_warn("unable to create a report socket: ", strerror(errno)) ;
     fd_close(fd) ;
     return ;
   }
   pid = fork() ;
-  if (pid == -1) { log_warn("unable to fork: ", strerror(errno)) ; fd_close(fd) ; return ; }
+  if (pid == -1)
+  {
+    log_warn("unable to fork: ", strerror(errno)) ;
+    fd_close(fd) ;
+    if (report[0] >= 0) { fd_close(report[0]) ; fd_close(report[1]) ; }
+    return ;
+  }
   if (!pid)
   {
     selfpipe_finish() ;
     fd_close(s->lfd) ;
-    connection_run(fd, &peer, &s->o, s->ctx, &s->cfg, same, s->argv) ;
+    /* the other connections' report sockets are not this one's to hold */
+    for (unsigned int i = 0 ; i < s->children ; i++) if (s->table[i].report >= 0) fd_close(s->table[i].report) ;
+    if (report[0] >= 0) fd_close(report[0]) ;
+    connection_run(s, fd, &peer, same, report[1]) ;
   }
   fd_close(fd) ;
+  if (report[1] >= 0) { fd_close(report[1]) ; ndelay_on(report[0]) ; }
   slot->pid = pid ;
+  slot->report = report[0] ;
   s->children++ ;
   log_status_count(s->children, s->o.limit) ;
 }
@@ -357,6 +448,36 @@ static void stdio_to_devnull (void)
   if (null > 2) fd_close(null) ;
 }
 
+ /* One turn of the main loop: the reports of connections behind a
+    balancer first (a signal may reap one and reorder the table), then
+    signals, then a new client while there is room. */
+static void wait_and_serve (server *s)
+{
+  unsigned int n = 1, reports ;
+  int r ;
+  s->x[0].fd = s->spfd ;
+  s->x[0].events = IOPAUSE_READ ;
+  for (unsigned int i = 0 ; i < s->children ; i++)
+    if (s->table[i].report >= 0)
+    {
+      s->x[n].fd = s->table[i].report ;
+      s->x[n].events = IOPAUSE_READ ;
+      s->xchild[n++] = i ;
+    }
+  reports = n ;
+  if (s->children < s->o.limit) { s->x[n].fd = s->lfd ; s->x[n++].events = IOPAUSE_READ ; }
+  r = iopause_g(s->x, n, &s->rotation) ;
+  if (r == -1) { if (errno == EINTR) return ; dieu_sys(111, "iopause") ; }
+  /* on schedule even when a steady stream of connections keeps iopause
+     from ever timing out */
+  if (!tain_less(&STAMP, &s->rotation)) rotate_tickets(s) ;
+  if (!r) return ;
+  for (unsigned int k = 1 ; k < reports ; k++)
+    if (s->x[k].revents) answer_report(s, &s->table[s->xchild[k]]) ;
+  if (s->x[0].revents) handle_signals(s) ;
+  if (n > reports && s->x[reports].revents && s->children < s->o.limit) new_connection(s) ;
+}
+
 int main (int argc, char const *const *argv)
 {
   static server s =
@@ -381,6 +502,10 @@ int main (int argc, char const *const *argv)
     char const *m = getenv("MAXCONIP") ;
     if (m && *m && !number_scan(m, 1, UINT_MAX, &s.maxconip)) die_x(100, "invalid MAXCONIP: ", m) ;
   }
+  {
+    char const *bad ;
+    if (!proxy_list_scan(&s.proxies, getenv("PROXYFROM"), &bad)) die_x(100, "invalid PROXYFROM entry: ", bad) ;
+  }
   privs_engine_from_env(&s.o.engine, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
   privs_engine_check(&s.o.engine) ;
   privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
@@ -389,7 +514,9 @@ int main (int argc, char const *const *argv)
   if (verbosity >= 3) log_config(&s.o) ;
 
   s.table = alloc(s.o.limit * sizeof(child)) ;
-  if (!s.table) dieu_sys(111, "allocate the connection table") ;
+  s.x = alloc((s.o.limit + 2) * sizeof(iopause_fd)) ;
+  s.xchild = alloc((s.o.limit + 2) * sizeof(unsigned int)) ;
+  if (!s.table || !s.x || !s.xchild) dieu_sys(111, "allocate the connection table") ;
   s.lfd = listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, ip, port) ;
   /* once nothing can stop the start-up, so that a start-up error stays
      one line; before the port is announced and the first client accepted */
@@ -401,16 +528,5 @@ int main (int argc, char const *const *argv)
   log_status_count(0, s.o.limit) ;
   tain_addsec_g(&s.rotation, TICKETS_ROTATE_SECS) ;
 
-  for (;;)
-  {
-    iopause_fd x[2] = { { .fd = s.spfd, .events = IOPAUSE_READ }, { .fd = s.lfd, .events = IOPAUSE_READ } } ;
-    int r = iopause_g(x, s.children < s.o.limit ? 2 : 1, &s.rotation) ;
-    if (r == -1) { if (errno == EINTR) continue ; dieu_sys(111, "iopause") ; }
-    /* on schedule even when a steady stream of connections keeps iopause
-       from ever timing out */
-    if (!tain_less(&STAMP, &s.rotation)) rotate_tickets(&s) ;
-    if (!r) continue ;
-    if (x[0].revents) handle_signals(&s) ;
-    if (s.children < s.o.limit && x[1].revents) new_connection(&s) ;
-  }
+  for (;;) wait_and_serve(&s) ;
 }

@@ -26,7 +26,9 @@
 #   valgrind testssl.sh: tests/valgrind.sh, tests/testssl.sh
 #   stunnel4: a peer for the bench
 #   faketime: libfaketime moves the server's clock (tests/sessions.t)
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime"
+#   haproxy nginx-light libnginx-mod-stream: real PROXY protocol senders
+#     (tests/proxy.t; nginx's stream module is a package of its own)
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream"
 
 if command -v dpkg-query >/dev/null 2>&1 ; then
   missing=
@@ -53,7 +55,7 @@ bad=0
 lack () { echo "deps: missing: $1" >&2 ; bad=1 ; }
 
 for c in cc make openssl perl prove gnutls-cli gnutls-serv tcpserver tcprules tcprulescheck cdb swaks man ss \
-         ps setpriv unshare clang valgrind testssl stunnel4 ; do
+         ps setpriv unshare clang valgrind testssl stunnel4 haproxy nginx ; do
   command -v "$c" >/dev/null 2>&1 || lack "the command $c (used by the build, the tests, make fuzz or the bench)"
 done
 [ -x /usr/bin/python3 ] || lack "/usr/bin/python3 (every test is a Python script run by prove)"
@@ -61,6 +63,8 @@ for h in openssl/ssl.h:libssl-dev skalibs/skalibs.h:skalibs-dev ; do
   printf '#include <%s>\n' "${h%%:*}" | cc -E -x c - >/dev/null 2>&1 ||
     lack "the header ${h%%:*} (${h#*:}): the build"
 done
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] ||
+  lack "nginx's stream module (libnginx-mod-stream): tests/proxy.t puts nginx in front with proxy_protocol on"
 ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 ||
   lack "libfaketime (faketime): tests/sessions.t moves the server's clock with it"
 if command -v swaks >/dev/null 2>&1 ; then
