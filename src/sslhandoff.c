@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "connection.h"
 #include "rules.h"
+#include "tickets.h"
 
 #define USAGE "sslhandoff [ -3UXqQvVsSnNmzZ ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
@@ -106,13 +107,26 @@ int main (int argc, char const *const *argv)
   cfg.clientcert = o->clientcert ;
   if (h.password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
 
+  /* Tickets only with a fleet's keys: a process per connection has no
+     sibling to share keys of its own with. */
   {
-    char const *local = getenv("TCPLOCALPORT") ;
-    stralloc words = STRALLOC_ZERO ;
-    if ((local && !stralloc_catb(&words, local, strlen(local) + 1)) || !stralloc_catb(&words, argv[0], strlen(argv[0]) + 1))
-      dieu_sys(111, "compute the session id context") ;
-    tlsctx_sidctx(sidctx, "sslhandoff", 11, words.s, words.len) ;
-    stralloc_free(&words) ;
+    char const *keyfile = getenv("TICKETKEYFILE") ;
+    if (keyfile && *keyfile)
+    {
+      char err[1024] ;
+      if (!tickets_load(keyfile, err, sizeof(err))) die_x(111, err) ;
+      tlsctx_sidctx(sidctx, TLSCTX_SIDCTX_FLEET, sizeof(TLSCTX_SIDCTX_FLEET), "", 0) ;
+      cfg.tickets = 1 ;
+    }
+    else
+    {
+      char const *local = getenv("TCPLOCALPORT") ;
+      stralloc words = STRALLOC_ZERO ;
+      if ((local && !stralloc_catb(&words, local, strlen(local) + 1)) || !stralloc_catb(&words, argv[0], strlen(argv[0]) + 1))
+        dieu_sys(111, "compute the session id context") ;
+      tlsctx_sidctx(sidctx, "sslhandoff", 11, words.s, words.len) ;
+      stralloc_free(&words) ;
+    }
     cfg.sidctx = sidctx ;
     cfg.sidctxlen = 32 ;
   }

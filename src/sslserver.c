@@ -180,6 +180,7 @@ struct server_s
   iopause_fd *x ;               /* o.limit + 2 entries */
   unsigned int *xchild ;        /* which child an entry of x is for */
   tain rotation ;               /* when the ticket keys rotate next */
+  char const *ticketkeyfile ;   /* TICKETKEYFILE, or 0: keys made here and rotated */
 } ;
 
 static void rotate_tickets (server *s)
@@ -188,12 +189,14 @@ static void rotate_tickets (server *s)
   tain_addsec_g(&s->rotation, TICKETS_ROTATE_SECS) ;
 }
 
- /* SIGHUP: new ticket keys and a new context; on failure the old one stays. */
+ /* SIGHUP: new ticket keys (or TICKETKEYFILE again) and a new context; on
+    failure the old ones stay. */
 static void reload (server *s)
 {
   char err[1024] ;
   SSL_CTX *fresh ;
-  rotate_tickets(s) ;
+  if (!s->ticketkeyfile) rotate_tickets(s) ;
+  else if (!tickets_load(s->ticketkeyfile, err, sizeof(err))) log_warn(err, ", keeping the previous keys") ;
   fresh = tlsctx_server((char const *const *)environ, &s->cfg, err, sizeof(err)) ;
   if (!fresh) { log_warn("unable to reload TLS material, keeping the previous one: ", err) ; return ; }
   SSL_CTX_free(s->ctx) ;
@@ -410,16 +413,26 @@ static void print_port (char const *ip, char const *port)
 
  /* The TLS context, built once while still privileged. The session id
     context is distinct per service: the program name and the words of the
-    command line after the options. */
+    command line after the options - unless the keys are a fleet's. */
 static void build_context (server *s, int argc, char const *const *argv)
 {
   stralloc words = STRALLOC_ZERO ;
   char err[1024] ;
   s->cfg.clientcert = s->o.conn.clientcert ;
   if (s->o.password) s->cfg.password = tlsctx_read_password(3, "descriptor 3") ;
-  for (int i = 0 ; i < argc ; i++)
-    if (!stralloc_catb(&words, argv[i], strlen(argv[i]) + 1)) dieu_sys(111, "compute the session id context") ;
-  tlsctx_sidctx(s->sidctx, "sslserver", 10, words.s, words.len) ;
+  s->ticketkeyfile = getenv("TICKETKEYFILE") ;
+  if (s->ticketkeyfile && !*s->ticketkeyfile) s->ticketkeyfile = 0 ;
+  if (s->ticketkeyfile)
+  {
+    if (!tickets_load(s->ticketkeyfile, err, sizeof(err))) die_x(111, err) ;
+    tlsctx_sidctx(s->sidctx, TLSCTX_SIDCTX_FLEET, sizeof(TLSCTX_SIDCTX_FLEET), "", 0) ;
+  }
+  else
+  {
+    for (int i = 0 ; i < argc ; i++)
+      if (!stralloc_catb(&words, argv[i], strlen(argv[i]) + 1)) dieu_sys(111, "compute the session id context") ;
+    tlsctx_sidctx(s->sidctx, "sslserver", 10, words.s, words.len) ;
+  }
   stralloc_free(&words) ;
   s->cfg.sidctx = s->sidctx ;
   s->cfg.sidctxlen = 32 ;

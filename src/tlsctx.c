@@ -47,6 +47,8 @@ tlsctx_var const tlsctx_vars[] =
   { "TLSMAXVERSION", "TLSv1.3", TLSCTX_VAR_PERRULE },
   { "GROUPS", TLSCTX_GROUPS, TLSCTX_VAR_PERRULE },
   { "DHFILE", 0, TLSCTX_VAR_PERRULE },
+  /* the fleet's session-ticket keys (tickets.h): the server's own only */
+  { "TICKETKEYFILE", 0, TLSCTX_VAR_SECRET },
   /* the engine's identity: read by privs, hidden from the program */
   { "SSL_UID", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_IDENTITY },
   { "SSL_GID", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_IDENTITY },

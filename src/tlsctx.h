@@ -90,6 +90,11 @@ extern SSL_CTX *tlsctx_client (char const *const *envp, tlsctx_client_config con
    [s, s + len) after the base bytes. Dies 111 on failure. */
 extern void tlsctx_sidctx (unsigned char *out, void const *base, size_t baselen, char const *s, size_t len) ;
 
+/* With TICKETKEYFILE, the base every sslserver and sslhandoff shares, so
+   that what a session may resume under depends on the TLS settings only,
+   not on the service: a fleet resumes its members' sessions. */
+#define TLSCTX_SIDCTX_FLEET "sslsuite TICKETKEYFILE"
+
 /* Runs throw-away handshakes against a server context in memory, so that
    processes forked afterwards find OpenSSL's caches filled. */
 extern void tlsctx_warmup (SSL_CTX *) ;
