@@ -125,6 +125,7 @@ int connection_proxy (connection *c, proxy_list const *l, int fd, unsigned int s
       _exit(111) ;
   }
   connenv_proxied(ci, h.proxied ? &h.remote : 0, &h.local) ;
+  c->healthcheck = !h.proxied ;
   log_status("proxy ", c->pid, " via ", ci->proxyip, ":", ci->proxyport) ;
   return 1 ;
 }
@@ -185,4 +186,5 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
   e->remoteip = c->info.remoteip[0] ? c->info.remoteip : "unknown" ;
   e->pid = c->pid ;
   e->sslenv = o->sslenv ;
+  e->healthcheck = c->healthcheck ;
 }

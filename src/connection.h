@@ -45,6 +45,7 @@ struct connection_s
   rules_result rules ;
   stralloc modifs ;             /* the connection's variables, skalibs modifier format */
   char pid[PID_FMT] ;
+  unsigned int healthcheck : 1 ;  /* a PROXY header without addresses: the balancer's own check */
   engine engine ;
 } ;
 #define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .engine = { .ctx = 0 } }

@@ -143,6 +143,13 @@ static char await_starttls (conn *c)
   return cmd ;
 }
 
+ /* 1 if the peer has closed its side (what it sent, if anything, was read). */
+static int peer_closed (int fd)
+{
+  char x ;
+  return recv(fd, &x, 1, MSG_PEEK | MSG_DONTWAIT) == 0 ;
+}
+
 static void drop_engine_privileges (conn *c)
 {
   engine const *e = c->e ;
@@ -175,6 +182,11 @@ static SSL *tls_start (conn *c)
   if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(c, 1, 111) ; }
 
   r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
+  if (r != HANDSHAKE_OK && e->healthcheck && !BIO_number_read(SSL_get_rbio(ssl)) && peer_closed(e->netr))
+  {
+    log_status("check ", e->pid, " from ", e->remoteip) ;
+    end(c, e->deferred, 0) ;
+  }
   if (r == HANDSHAKE_REFUSED)
   {
     if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;

@@ -217,3 +217,93 @@ hp.terminate()
 hp.wait(suite.patience(10))
 for srv in backends:
     srv.stop()
+
+# ---------------------------------------------------------------- examples/fleet as written
+# Only what is the site's own is replaced: paths, ports, the program, the
+# qmail user; everything else runs as the files say.
+FLEET = os.path.join(suite.TOP, "examples", "fleet")
+r = subprocess.run(["haproxy", "-c", "-f", os.path.join(FLEET, "haproxy.cfg")], capture_output=True, timeout=suite.patience(20))
+is_(r.returncode, 0, "examples/fleet/haproxy.cfg: haproxy -c finds it valid")
+
+keys = os.path.join(D, "fleet-keys")
+rot = os.path.join(FLEET, "rotate-ticketkeys")
+lines = []
+for i in range(4):
+    r = subprocess.run(["sh", rot], env={"PATH": os.environ["PATH"], "TICKETKEYFILE": keys, "SERVICES": ""},
+                       capture_output=True, timeout=suite.patience(20))
+    is_((r.returncode, r.stderr.decode()), (0, ""), "rotate-ticketkeys, run %d: exit 0, nothing said" % (i + 1))
+    with open(keys) as f:
+        now = f.read().splitlines()
+    is_(now[1:], lines[:2], "rotate-ticketkeys, run %d: the new key goes first, the previous two stay" % (i + 1))
+    lines = now
+is_(len(lines), 3, "rotate-ticketkeys: never more than three keys")
+is_(oct(os.stat(keys).st_mode & 0o777), "0o600", "rotate-ticketkeys: the file is readable by its owner only")
+r = subprocess.run(["/bin/sh", rot], env={"PATH": "/nonexistent", "TICKETKEYFILE": keys, "SERVICES": ""}, capture_output=True,
+                   timeout=suite.patience(20))
+with open(keys) as f:
+    is_((r.returncode != 0, f.read().splitlines()), (True, lines), "rotate-ticketkeys without openssl: fails, the file untouched")
+
+envfile = os.path.join(D, "ssl-env")
+with open(envfile, "w") as f:
+    f.write("CERTFILE=%s\nKEYFILE=%s\nexport CERTFILE KEYFILE\n" % (leaf["pem"], leaf["key"]))
+cdbtext = b'127.0.0.3:deny\n:allow,RULES="fleet"\n'
+fleetcdb = os.path.join(D, "tcp.smtpsd.cdb")
+subprocess.run(["tcprules", fleetcdb, fleetcdb + ".tmp"], input=cdbtext, check=True, timeout=suite.patience(10))
+instances, ports = [], {}
+
+
+def instance_log(path):
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+for name, example_port in (("smtps-a", "10465"), ("smtps-b", "10466")):
+    with open(os.path.join(FLEET, name, "run")) as f:
+        text = f.read()
+    ports[example_port] = str(suite.free_port())
+    for old, new in (("/var/qmail/ssl/env", envfile), ("/etc/ssl/private/ticketkeys", keys), ("envuidgid qmaild ", ""),
+                     (" -U ", " "), ("/etc/tcp.smtpsd.cdb", fleetcdb), (" " + example_port + " ", " " + ports[example_port] + " "),
+                     ("/var/qmail/bin/qmail-smtpd", "%s %s" % (suite.PYTHON, suite.REPORT))):
+        ok(old in text, "%s/run holds %r, replaced for the test" % (name, old))
+        text = text.replace(old, new)
+    script = os.path.join(D, name + ".run")
+    with open(script, "w") as f:
+        f.write(text)
+    log = open(os.path.join(D, name + ".log"), "wb")
+    instances.append((name, subprocess.Popen(["sh", script], stdout=log, stderr=subprocess.STDOUT,
+                                                    env={"PATH": suite.BUILD + ":" + os.environ["PATH"]}),
+                      os.path.join(D, name + ".log")))
+with open(os.path.join(FLEET, "haproxy.cfg")) as f:
+    cfgtext = f.read()
+fport = suite.free_port()
+cfgtext = cfgtext.replace("bind :465", "bind 127.0.0.1:%d" % fport)
+for old, new in ports.items():
+    cfgtext = cfgtext.replace("127.0.0.1:%s" % old, "127.0.0.1:%s" % new)
+cfg = os.path.join(D, "fleet-haproxy.cfg")
+with open(cfg, "w") as f:
+    f.write(cfgtext)
+ok(all(suite.wait_until(lambda p=p: listening(int(p))) for p in ports.values()), "the two instances listen",
+   "".join(instance_log(p)[-300:] for _, _, p in instances))
+hp = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL, stderr=open(cfg + ".log", "wb"))
+
+
+if ok(suite.wait_until(lambda: listening(fport)), "examples/fleet/haproxy.cfg: haproxy listening", open(cfg + ".log").read()):
+    env, _, sess = session(fport, "1.3", source=("127.0.0.2", 0))
+    env2, reused, _ = session(fport, "1.3", sess, source=("127.0.0.2", 0))
+    is_((env.get("SSLREMOTEIP") if isinstance(env, dict) else env, env.get("RULES") if isinstance(env, dict) else None),
+        ("127.0.0.2", "fleet"), "fleet example: the program sees the real client, and its rule")
+    is_(reused, True, "fleet example: the client's next session resumes on the other instance")
+    env, _, _ = session(fport, "1.3", source=("127.0.0.3", 0))
+    ok(not isinstance(env, dict), "fleet example: the cdb's deny for a real client holds", env)
+    ok(suite.wait_until(lambda: all(re.search(r"sslserver: pid \d+ from 127\.0\.0\.2$", instance_log(p), re.M) for _, _, p in instances)),
+       "fleet example: both instances served the client")
+    ok(suite.wait_until(lambda: all(re.search(r"sslserver: check \d+ from 127\.0\.0\.1$", instance_log(p), re.M)
+                                    for _, _, p in instances), 30),
+       "fleet example: haproxy's health checks (a LOCAL header, then nothing) are logged as checks")
+hp.terminate()
+hp.wait(suite.patience(10))
+for name, proc, path in instances:
+    proc.terminate()
+    proc.wait(suite.patience(10))
+    ok(not re.search(r"sslserver: (warning|error|fatal)", instance_log(path).replace(suite.ROOT_ENGINE_WARNING, "")),
+       "%s: nothing wrong logged" % name, instance_log(path)[-600:])

@@ -205,6 +205,31 @@ for name, header in (("v2 LOCAL", v2(cmd=0)), ("v1 UNKNOWN", b"PROXY UNKNOWN\r\n
         is_((env.get("SSLREMOTEIP"), env.get("SSLLOCALIP"), env.get("PROXYREMOTEIP")), ("127.0.0.1", "127.0.0.1", "127.0.0.1"),
             "%s: the connection's own addresses are kept" % name)
 
+# a balancer's plain TCP health check: a LOCAL header, then the connection closed
+for name, header in (("v2 LOCAL", v2(cmd=0)), ("v1 UNKNOWN", b"PROXY UNKNOWN\r\n")):
+    before = len(started())
+    n = suite.log_count(srv, r"^sslserver: check \d+ from 127\.0\.0\.1$")
+    s = connect(port)
+    s.sendall(header)
+    s.shutdown(socket.SHUT_WR)
+    try:
+        s.recv(10)
+    except OSError:
+        pass
+    s.close()
+    ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: check \d+ from 127\.0\.0\.1$") > n),
+       "%s then a close: a health check, logged as such with -v" % name, srv.log()[-300:])
+    pid = re.findall(r"^sslserver: check (\d+) from", srv.log(), re.M)[-1:]
+    if pid:
+        is_(suite.end_status(srv, pid[0]), 0, "%s health check: exit 0" % name)
+    is_(len(started()), before, "%s health check: the program never started" % name)
+ok(not re.search(r"unable to accept TLS", srv.log()), "health checks: no failed handshake logged")
+s = connect(port, "127.0.0.9")
+s.shutdown(socket.SHUT_WR)
+s.close()
+ok(srv.wait_log(r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.9 "),
+   "a client closing without a byte is still a failed handshake (only a balancer's check is not)")
+
 env = session(port, v1("192.0.2.11", "198.51.100.1", 40006, 465), drip=True)
 is_(env.get("SSLREMOTEIP") if isinstance(env, dict) else env, "192.0.2.11", "v1 sent a byte at a time: read whole")
 env = session(port, v2("192.0.2.12", "198.51.100.1", 40007, 465, tlvs=tlv(0xE0, b"y" * 40)), drip=True)
