@@ -49,8 +49,7 @@ static int sets (rules_result const *r, char const *name)
   return 0 ;
 }
 
- /* A rule setting CCAFILE or CAFILE turns no request into an optional one. */
-static unsigned int rule_clientcert (rules_result const *r, unsigned int requested)
+unsigned int connection_rule_clientcert (rules_result const *r, unsigned int requested)
 {
   return requested == TLSCTX_CLIENTCERT_NONE && (sets(r, "CCAFILE") || sets(r, "CAFILE")) ? TLSCTX_CLIENTCERT_REQUEST : requested ;
 }
@@ -62,7 +61,7 @@ static SSL_CTX *rule_context (SSL_CTX *dflt, char const *const *connenv, rules_r
   char err[1024] ;
   SSL_CTX *ctx ;
   if (dflt && !sets_any(r, TLSCTX_VAR_PERRULE)) return dflt ;
-  cfg.clientcert = rule_clientcert(r, cfg.clientcert) ;
+  cfg.clientcert = connection_rule_clientcert(r, cfg.clientcert) ;
   /* A session made under other TLS settings (another certificate, no client
      certificate) must never resume here: the rule gets its own context id. */
   if (dflt)
@@ -167,7 +166,7 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
      one) is wiped before a byte of TLS is read. */
   tlsctx_forget_password() ;
   if (dflt && e->ctx != dflt) SSL_CTX_free(dflt) ;
-  e->clientcert = tlsctx_clientcert(connenv, rule_clientcert(r, o->clientcert)) ;
+  e->clientcert = tlsctx_clientcert(connenv, connection_rule_clientcert(r, o->clientcert)) ;
   e->deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
   genalloc_free(char const *, &v) ;
 

@@ -63,6 +63,10 @@ extern void connection_init (connection *c) ;
  */
 extern int connection_proxy (connection *c, proxy_list const *, int fd, unsigned int secs) ;
 
+/* The client-certificate mode under rule r: a rule setting CCAFILE or
+   CAFILE turns no request into an optional one. */
+extern unsigned int connection_rule_clientcert (rules_result const *r, unsigned int requested) ;
+
 /*
  * c->info describes the connection. Applies the rules cdb (unreadable:
  * exit 110; deny: logged, exit 100; a rule's MAXCONIP against samehost,

@@ -22,8 +22,9 @@
 #include "connection.h"
 #include "rules.h"
 #include "tickets.h"
+#include "check.h"
 
-#define USAGE "sslhandoff [ -3UXqQvVsSnNmzZ ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
+#define USAGE "sslhandoff [ -3CUXqQvVsSnNmzZ ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -T ssltimeout ] [ -w progtimeout ] prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
 
 extern char **environ ;
@@ -62,6 +63,7 @@ struct handoff_options_s
   connection_options conn ;
   unsigned int password : 1 ;
   unsigned int envuidgid : 1 ;
+  unsigned int check : 1 ;
 } ;
 
 static int take_option (int opt, char const *arg, void *data)
@@ -71,6 +73,7 @@ static int take_option (int opt, char const *arg, void *data)
   switch (opt)
   {
     case '3' : h->password = 1 ; break ;
+    case 'C' : h->check = 1 ; break ;
     case 'U' : h->envuidgid = 1 ; break ;
     case 'X' : o->rulesoptional = 1 ; break ;
     case 'x' : o->rules = arg ; break ;
@@ -101,11 +104,16 @@ int main (int argc, char const *const *argv)
 
   PROG = "sslhandoff" ;
   tlsctx_init() ;
-  if (!options_parse(&argc, &argv, "3UXqQvVsSnNmzZx:B:g:u:T:w:", &take_option, &h)) dieusage() ;
+  if (!options_parse(&argc, &argv, "3CUXqQvVsSnNmzZx:B:g:u:T:w:", &take_option, &h)) dieusage() ;
   if (!argc || !*argv[0]) dieusage() ;
   if (h.envuidgid) privs_envuidgid(&o->uid, &o->gid) ;
   cfg.clientcert = o->clientcert ;
   if (h.password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
+  if (h.check)
+  {
+    check_options co = { .mode = CHECK_MODE_REPORT, .rules = o->rules, .rulesoptional = o->rulesoptional, .cfg = &cfg } ;
+    _exit(check_run((char const *const *)environ, &co) ? 111 : 0) ;
+  }
 
   /* Tickets only with a fleet's keys: a process per connection has no
      sibling to share keys of its own with. */

@@ -39,8 +39,9 @@
 #include "connection.h"
 #include "rules.h"
 #include "tickets.h"
+#include "check.h"
 
-#define USAGE "sslserver [ -1346UXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
+#define USAGE "sslserver [ -1346CUXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
 
 extern char **environ ;
@@ -69,9 +70,10 @@ struct options_s
   unsigned int ident : 1 ;
   unsigned int keepipoptions : 1 ;
   unsigned int nagle : 1 ;
+  unsigned int check : 1 ;
 } ;
 
-#define OPTSTRING "1346UXpPhHrRoOdDqQvVeEsSnNmzZc:x:B:g:u:b:l:t:T:w:"
+#define OPTSTRING "1346CUXpPhHrRoOdDqQvVeEsSnNmzZc:x:B:g:u:b:l:t:T:w:"
 
 static int take_option (int opt, char const *arg, void *data)
 {
@@ -80,6 +82,7 @@ static int take_option (int opt, char const *arg, void *data)
   {
     case '1' : o->printport = 1 ; break ;
     case '3' : o->password = 1 ; break ;
+    case 'C' : o->check = 1 ; break ;
     case '4' : o->prefer4 = 1 ; o->prefer6 = 0 ; break ;
     case '6' : o->prefer6 = 1 ; o->prefer4 = 0 ; break ;
     case 'U' : o->envuidgid = 1 ; break ;
@@ -189,12 +192,20 @@ static void rotate_tickets (server *s)
   tain_addsec_g(&s->rotation, TICKETS_ROTATE_SECS) ;
 }
 
+ /* -C, and SIGHUP: the checks of check.h on the server's environment. */
+static unsigned int check_material (server const *s, unsigned int mode)
+{
+  check_options co = { .mode = mode, .localname = s->o.localname, .rules = s->o.conn.rules, .rulesoptional = s->o.conn.rulesoptional, .cfg = &s->cfg } ;
+  return check_run((char const *const *)environ, &co) ;
+}
+
  /* SIGHUP: new ticket keys (or TICKETKEYFILE again) and a new context; on
     failure the old ones stay. */
 static void reload (server *s)
 {
   char err[1024] ;
   SSL_CTX *fresh ;
+  check_material(s, CHECK_MODE_RELOAD) ;
   if (!s->ticketkeyfile) rotate_tickets(s) ;
   else if (!tickets_load(s->ticketkeyfile, err, sizeof(err))) log_warn(err, ", keeping the previous keys") ;
   fresh = tlsctx_server((char const *const *)environ, &s->cfg, err, sizeof(err)) ;
@@ -523,6 +534,12 @@ int main (int argc, char const *const *argv)
   privs_engine_check(&s.o.engine) ;
   privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
   privs_check_possible(s.o.engine.uid, s.o.engine.gid, "the TLS engine") ;
+  if (s.o.check)
+  {
+    s.cfg.clientcert = s.o.conn.clientcert ;
+    if (s.o.password) s.cfg.password = tlsctx_read_password(3, "descriptor 3") ;
+    _exit(check_material(&s, CHECK_MODE_REPORT) ? 111 : 0) ;
+  }
   build_context(&s, argc, argv) ;
   if (verbosity >= 3) log_config(&s.o) ;
 

@@ -718,6 +718,15 @@ SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *cfg, char 
   return ctx ;
 }
 
+int tlsctx_pair_load (char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen)
+{
+  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method()) ;
+  int ok = ctx ? load_keypair(ctx, certfile, keyfile, password, err, errlen) : fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ;
+  SSL_CTX_free(ctx) ;
+  ERR_clear_error() ;
+  return ok ;
+}
+
 static char pw[1024] ;
 
  /* Every block OpenSSL frees is wiped first: its decoders free copies of

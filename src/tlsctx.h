@@ -65,6 +65,12 @@ struct tlsctx_config_s
    reason in err on failure. */
 extern SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *, char *err, size_t errlen) ;
 
+/* Loads one certificate chain and its key as the server would, into a
+   context it then frees: 1, or 0 and the same one-line reason in err as
+   tlsctx_server gives (the key of a later certificate, a CA's first, ...).
+   For check mode (check.h), pair by pair. */
+extern int tlsctx_pair_load (char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen) ;
+
 /* The client-certificate mode a context was built with: CCAFILE=- turns a
    requested client certificate off, as in ucspi-ssl. */
 extern unsigned int tlsctx_clientcert (char const *const *envp, unsigned int requested) ;

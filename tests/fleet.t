@@ -23,7 +23,8 @@ pki = suite.Pki()
 ca = pki.ca("ca")
 leaf = pki.leaf("server", ca, dns=("localhost",), ips=("127.0.0.1",))
 D = suite.tmpdir()
-BASE = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
+# CAFILE: the chain is complete for the checks of a SIGHUP (CHECK MODE)
+BASE = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"], "CAFILE": ca["crt"]}
 APP = [suite.PYTHON, suite.REPORT]
 
 
@@ -245,7 +246,7 @@ with open(keys) as f:
 
 envfile = os.path.join(D, "ssl-env")
 with open(envfile, "w") as f:
-    f.write("CERTFILE=%s\nKEYFILE=%s\nexport CERTFILE KEYFILE\n" % (leaf["pem"], leaf["key"]))
+    f.write("CERTFILE=%s\nKEYFILE=%s\nCAFILE=%s\nexport CERTFILE KEYFILE CAFILE\n" % (leaf["pem"], leaf["key"], ca["crt"]))
 cdbtext = b'127.0.0.3:deny\n:allow,RULES="fleet"\n'
 fleetcdb = os.path.join(D, "tcp.smtpsd.cdb")
 subprocess.run(["tcprules", fleetcdb, fleetcdb + ".tmp"], input=cdbtext, check=True, timeout=suite.patience(10))

@@ -39,7 +39,8 @@ LIMITS = suite.rlimits(NOFILE=NOFILE, CORE=0)
 pki = suite.Pki()
 ca = pki.ca("ca")
 leaf = pki.leaf("server", ca)
-ENV = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
+# CAFILE: the chain is complete for the checks of a SIGHUP (CHECK MODE)
+ENV = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"], "CAFILE": ca["crt"]}
 ctx = suite.client_context(ca["crt"])
 WORK = suite.tmpdir()
 
