@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "number.h"
+#include "offer.h"
 #include "scope.h"
 #include "tlsctx.h"
 #include "tickets.h"
@@ -641,18 +642,14 @@ static int sni_cb (SSL *ssl, int *al, void *arg)
   return SSL_TLSEXT_ERR_OK ;
 }
 
- /* The first host_name of a ClientHello's server_name list (RFC 6066),
-    lower-cased; 0 if there is none or it is malformed (OpenSSL refuses
-    the latter later). */
+ /* The server name of a ClientHello, lower-cased; 0 if there is none or it
+    is malformed (OpenSSL refuses the latter later). */
 static int hello_servername (SSL *ssl, char *name, size_t max)
 {
   unsigned char const *p ;
-  size_t len, n ;
-  if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5) return 0 ;
-  if ((size_t)((p[0] << 8) | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name) return 0 ;
-  n = (p[3] << 8) | p[4] ;
-  if (!n || n > len - 5 || n >= max || memchr(p + 5, 0, n)) return 0 ;
-  for (size_t i = 0 ; i < n ; i++) name[i] = p[5 + i] >= 'A' && p[5 + i] <= 'Z' ? p[5 + i] + 32 : p[5 + i] ;
+  size_t n ;
+  if (!offer_servername(ssl, &p, &n) || !n || n >= max || memchr(p, 0, n)) return 0 ;
+  for (size_t i = 0 ; i < n ; i++) name[i] = p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i] ;
   name[n] = 0 ;
   return 1 ;
 }
@@ -661,8 +658,11 @@ static int hello_cb (SSL *ssl, int *al, void *arg)
 {
   snitable const *t = arg ;
   char name[256] ;
-  int named = hello_servername(ssl, name, sizeof(name)) ;
-  SSL_CTX *ctx = named && t ? sni_find(t, name) : 0 ;
+  int named ;
+  SSL_CTX *ctx ;
+  offer_record(ssl) ;
+  named = hello_servername(ssl, name, sizeof(name)) ;
+  ctx = named && t ? sni_find(t, name) : 0 ;
   if ((ctx && !SSL_set_SSL_CTX(ssl, ctx)) || !scope_connection(ssl, named ? name : 0))
   {
     *al = SSL_AD_INTERNAL_ERROR ;
