@@ -167,7 +167,7 @@ static SSL *tls_start (conn *c)
   engine const *e = c->e ;
   char const *why ;
   char reason[LOG_FIELD_FMT] ;
-  offer o ;
+  offer o = { .sni = "-", .version = "-" } ;
   int r ;
   SSL *ssl = SSL_new(e->ctx) ;
   if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(c, 1, 111) ; }

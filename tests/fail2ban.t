@@ -5,9 +5,10 @@
 # same fields) at the default verbosity, whatever failed: an old version
 # (openssl s_client -tls1_1), a plaintext client, a silent client or half a
 # ClientHello (timeout), a refused client certificate (-m), a hostile SNI
-# name (sanitised, bounded, no space). Then Debian's fail2ban-regex runs
-# examples/fail2ban's filter on the collected log: it finds every failure
-# with its host (IPv4 and IPv6) and no line of a successful session's log.
+# name (sanitised, bounded, no space), a version shown in hex. Then
+# Debian's fail2ban-regex runs examples/fail2ban's filter on the collected
+# log: it finds every failure with its host (IPv4 and IPv6) and no line of
+# a successful session's log.
 import os
 import re
 import socket
@@ -175,6 +176,12 @@ is_(f and f[:1] + f[2:4], ("127.0.0.6", sanitised(name), "TLSv1.3"),
     "hostile SNI from 127.0.0.6: sanitised and bounded, GREASE not taken for a version")
 like(f and f[4], r"^[ -~]+$", "hostile SNI: the reason is printable")
 expected.append("127.0.0.6")
+raw("127.0.0.1", srv.port, "127.0.0.8", client_hello(b"draft.example", (0x7f1c,)))
+f = next_failure(srv, n)
+n += 1
+is_(f and f[:1] + f[2:4], ("127.0.0.8", "draft.example", "0x7f1c"), "a version OpenSSL has no name for (from 127.0.0.8): shown in hex")
+expected.append("127.0.0.8")
+
 log = srv.log()
 ok("\x01" not in log and "\x1b" not in log and "\ufffd" not in log, "hostile SNI: no raw control or non-ASCII byte in the log")
 
