@@ -78,5 +78,5 @@ char const *log_sanitizen (char *buf, char const *s, size_t len, unsigned int fl
 
 char const *log_sanitize (char *buf, char const *s, unsigned int flags)
 {
-  return log_sanitizen(buf, s ? s : "", s ? strlen(s) : 0, flags) ;
+  return log_sanitizen(buf, s ? s : "", s ? strnlen(s, LOG_FIELD_MAX + 1) : 0, flags) ;
 }
