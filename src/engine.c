@@ -188,15 +188,15 @@ static SSL *tls_start (conn *c)
   }
   if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(c, 1, 111) ; }
 
-  /* A failed accept is one line of a fixed shape, whatever the cause, for
-     fail2ban: "from: IP for pid: PID: sni: NAME: offered: VERSION: REASON",
-     every field after PID sanitised. */
   r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
   if (r != HANDSHAKE_OK && e->healthcheck && !BIO_number_read(SSL_get_rbio(ssl)) && peer_closed(e->netr))
   {
     log_status("check ", e->pid, " from ", e->remoteip) ;
     end(c, e->deferred, 0) ;
   }
+  /* A failed accept is one line of a fixed shape, whatever the cause, for
+     fail2ban: "from: IP for pid: PID: sni: NAME: offered: VERSION: REASON",
+     every field after PID sanitised. */
   if (r == HANDSHAKE_REFUSED)
   {
     if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;
