@@ -28,6 +28,7 @@
 #include "peer.h"
 #include "number.h"
 #include "offer.h"
+#include "counters.h"
 #include "engine.h"
 
  /* Descriptors of one connection, engine side; -1 once closed. */
@@ -197,6 +198,7 @@ static SSL *tls_start (conn *c)
   /* A failed accept is one line of a fixed shape, whatever the cause, for
      fail2ban: "from: IP for pid: PID: sni: NAME: offered: VERSION: REASON",
      every field after PID sanitised. */
+  if (r != HANDSHAKE_OK && !e->client) counters_failed(e->reportfd, why, r == HANDSHAKE_REFUSED) ;
   if (r == HANDSHAKE_REFUSED)
   {
     if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;
@@ -217,6 +219,7 @@ static SSL *tls_start (conn *c)
   if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && !peer_names_host(ssl, e->remotehost, e->remoteip))
   {
     char h[LOG_FIELD_FMT] ;
+    counters_failed(e->reportfd, "", 1) ;
     log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": sni: ", o.sni, ": offered: ", o.version, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, LOG_KEEPCOLON)) ;
     end(c, e->deferred, 110) ;
   }
@@ -224,6 +227,7 @@ static SSL *tls_start (conn *c)
   {
     offer_watch(ssl, 0) ;
     tlsctx_release(e->ctx, ssl) ;
+    counters_tls(e->reportfd, SSL_get_version(ssl), SSL_get_cipher_name(ssl), SSL_session_reused(ssl)) ;
   }
   return ssl ;
 }

@@ -26,6 +26,7 @@
 #   valgrind testssl.sh: tests/valgrind.sh, tests/testssl.sh
 #   stunnel4: a peer for the bench
 #   faketime: libfaketime moves the server's clock (tests/sessions.t)
+#   python3-prometheus-client: its parser reads METRICSFILE (tests/metrics.t)
 #   haproxy nginx-light libnginx-mod-stream: real PROXY protocol senders
 #     (tests/proxy.t; nginx's stream module is a package of its own)
 #   fail2ban: fail2ban-regex runs examples/fail2ban's filter on real
@@ -76,6 +77,7 @@ fi
 if [ -x /usr/bin/python3 ] ; then
   err=$(/usr/bin/python3 -c '
 import ssl, smtplib, selectors, termios, ctypes, statistics, resource, json
+import prometheus_client.parser
 if not ssl.HAS_TLSv1_3: raise SystemExit("ssl without TLS 1.3")
 ' 2>&1) || lack "Python modules the tests import: $err"
 fi
