@@ -6,6 +6,8 @@ Servers measured side by side, each with the same per-connection program:
   stunnel4   (Debian, exec mode)      the same programs, via exec=
   tcpserver  (ucspi-tcp, no TLS)      the same programs: the floor
   s_server   (openssl s_server -rev)  one process, no fork: the TLS cost alone
+and, in the balancer phase, sslserver reached directly against a second
+sslserver (PROXYFROM=127.0.0.1) behind Debian's haproxy (send-proxy-v2).
 Every number is the median of --runs runs; the servers are measured in turn
 inside each run, so that a slow moment of the machine hits all of them.
 """
@@ -26,6 +28,7 @@ import tempfile
 import time
 
 HZ = os.sysconf("SC_CLK_TCK")
+BALANCER_CLIENTS = (1, 2)    # the balancer phase's client counts
 NCPU = os.cpu_count() or 1
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -237,6 +240,44 @@ class Stunnel(Server):
         return self.fixed_port if wait_until(up, 10, 0.05) else None
 
 
+def listening(port):
+    """Whether something listens on 127.0.0.1:port, read off /proc/net/tcp
+    (no connection is made to find out)."""
+    want = "0100007F:%04X" % port
+    try:
+        with open("/proc/net/tcp") as f:
+            return any(x.split()[1] == want and x.split()[3] == "0A" for x in f.readlines()[1:])
+    except OSError:
+        return False
+
+
+class Haproxy(Server):
+    """Debian's haproxy -db -f cfg in front of backend (an sslserver with
+    PROXYFROM): measured as the backend's tree, with haproxy's own CPU
+    apart (side)."""
+
+    def __init__(self, name, label, haproxy, cfg, port):
+        super().__init__(name, label, [haproxy, "-db", "-f", cfg])
+        self.fixed_port = port
+
+    def find_port(self):
+        return self.fixed_port if wait_until(lambda: listening(self.fixed_port), 10, 0.05) else None
+
+
+class Via:
+    """The path client -> haproxy -> sslserver, as a server to measure: the
+    client connects to haproxy's port; CPU, quiescence and the program's
+    processes are the backend sslserver's; haproxy's CPU is counted apart."""
+
+    def __init__(self, name, balancer, backend):
+        self.name, self.label = name, "%s via %s" % (backend.label, balancer.label)
+        self.port, self.pid = balancer.port, backend.pid
+        self.backend, self.side = backend, [balancer]
+
+    def quiesce(self, timeout=30):
+        self.backend.quiesce(timeout)
+
+
 # ---------------------------------------------------------------- the harness
 
 class Bench:
@@ -286,9 +327,10 @@ class Bench:
     def freeport(self):
         return int(subprocess.run([self.loadgen, "freeport"], check=True, capture_output=True, text=True).stdout)
 
-    def start_servers(self, key, app, tag, names=None):
+    def start_servers(self, key, app, tag, names=None, sslenv=None):
         """sslserver, stunnel4 and s_server (key) or tcpserver (key None) for
-        app; only those in names if given."""
+        app; only those in names if given; sslenv: more of sslserver's
+        environment."""
         crt, k, _ = self.cert(key) if key else (None, None, None)
         appargv = [app]
         made = {}
@@ -296,7 +338,7 @@ class Bench:
             made["sslserver"] = SslServer("sslserver", "sslserver-%s-%s" % (key, tag),
                 [os.path.join(self.build, "sslserver"), "-1", "-H", "-R", "-l", "localhost",
                  "-c", "1100", "-b", "1024", "127.0.0.1", "0"] + appargv,
-                env={"CERTFILE": crt, "KEYFILE": k})
+                env=dict({"CERTFILE": crt, "KEYFILE": k}, **(sslenv or {})))
             port = self.freeport()
             conf = os.path.join(self.tmp, "stunnel-%s-%s.conf" % (key, tag))
             with open(conf, "w") as f:
@@ -337,18 +379,23 @@ class Bench:
         """Runs loadgen against server; returns its key=value output plus the
         server's CPU seconds and the CPU the rest of the machine used."""
         server.quiesce()
+        side = getattr(server, "side", [])
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        s0 = [cpu_ticks(x.pid) for x in side]
         c0, b0, t0 = cpu_ticks(server.pid), machine_busy_ticks(), time.monotonic()
         rc, out, err, ru1 = self.loadgen_run(what, args)
         server.quiesce()
         c1, b1, t1 = cpu_ticks(server.pid), machine_busy_ticks(), time.monotonic()
+        s1 = [cpu_ticks(x.pid) for x in side]
+        side_s = {x.name: (e - b) / HZ if b is not None and e is not None else None for x, b, e in zip(side, s0, s1)}
         kv = dict(x.split("=", 1) for x in out.split() if "=" in x)
         if rc != 0 or err.strip():
             warn("%s against %s: exit %d: %s" % (what, server.label, rc, err.strip()[:300]))
         client = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
         server_s = (c1 - c0) / HZ if c0 is not None and c1 is not None else None
-        other = (b1 - b0) / HZ - (server_s or 0) - client
-        kv.update(server_cpu_s=server_s, client_cpu_s=client, other_load=max(0.0, other) / ((t1 - t0) * NCPU), rc=rc)
+        other = (b1 - b0) / HZ - (server_s or 0) - client - sum(x or 0 for x in side_s.values())
+        kv.update(server_cpu_s=server_s, client_cpu_s=client, side_cpu_s=side_s,
+                  other_load=max(0.0, other) / ((t1 - t0) * NCPU), rc=rc)
         return kv
 
     def quiet_measure(self, server, what, args):
@@ -392,7 +439,7 @@ class Bench:
                 for s in tls[k].values():
                     self.conn_once(s, v, c, a.duration, run=r, key=k)
 
-    def conn_once(self, s, version, clients, duration, run=None, key=None, resume=False, warmup=False):
+    def conn_once(self, s, version, clients, duration, run=None, key=None, resume=False, warmup=False, kind=None):
         args = ["conn", "-c", str(clients), "-d", str(duration)]
         if s.name == "tcpserver":
             args += ["-P"]
@@ -407,7 +454,7 @@ class Bench:
             return self.measured(s, "loadgen (warm-up)", args)
         kv = self.quiet_measure(s, "loadgen conn" + (" -r" if resume else ""), args)
         conns = int(kv.get("conns", 0) or 0)
-        rec = self.record(kind="resume" if resume else "conn", server=s.name, version=version or "TCP",
+        rec = self.record(kind=kind or ("resume" if resume else "conn"), server=s.name, version=version or "TCP",
                           key=key or "-", clients=clients, run=run, conns=conns,
                           errors=int(kv.get("errors", 0) or 0), rate=float(kv.get("rate", "nan")),
                           p50_ms=float(kv.get("p50_ms", "nan")), p99_ms=float(kv.get("p99_ms", "nan")),
@@ -415,9 +462,13 @@ class Bench:
                           cpu_ms=1000 * kv["server_cpu_s"] / conns if conns and kv["server_cpu_s"] is not None else float("nan"),
                           client_cpu_ms=1000 * kv["client_cpu_s"] / conns if conns else float("nan"),
                           other_load=kv["other_load"], proto=kv.get("proto"), cipher=kv.get("cipher"), group=kv.get("group"))
-        say("  %-9s %-4s %-5s c=%d%s: %7.1f conn/s  cpu %.3f ms  p50 %.2f ms  p99 %.2f ms%s" % (
+        # processes measured apart (haproxy in front of sslserver): NAME_cpu_ms
+        for name, sec in kv["side_cpu_s"].items():
+            rec[name + "_cpu_ms"] = 1000 * sec / conns if conns and sec is not None else float("nan")
+        say("  %-9s %-4s %-5s c=%d%s: %7.1f conn/s  cpu %.3f ms  p50 %.2f ms  p99 %.2f ms%s%s" % (
             s.name, rec["version"], rec["key"], clients, " resume" if resume else "", rec["rate"], rec["cpu_ms"],
-            rec["p50_ms"], rec["p99_ms"], "  resumed %d/%d" % (rec["resumed"], conns) if resume else ""))
+            rec["p50_ms"], rec["p99_ms"], "  resumed %d/%d" % (rec["resumed"], conns) if resume else "",
+            "".join("  %s cpu %.3f ms" % (n, rec[n + "_cpu_ms"]) for n in kv["side_cpu_s"])))
         return rec
 
     def resumption(self):
@@ -499,6 +550,84 @@ class Bench:
         self.record(kind="idle", server=s.name, n=n, run=run, base_kb=base, total_kb=total,
                     processes=len(procs), pss_kb_per_conn=per)
         say("  %-9s %5d idle: %.1f kB PSS per connection (%d processes, baseline %d kB)" % (s.name, n, per, len(procs), base))
+
+    def balancer(self):
+        """sslserver directly and behind haproxy (send-proxy-v2, the sslserver
+        behind it with PROXYFROM=127.0.0.1), TLS 1.3 ECDSA, 1 and 2 clients,
+        the two paths alternately; once per run, a check that the program
+        behind haproxy saw the client's address, not haproxy's."""
+        a = self.a
+        say("behind haproxy: connections/s, CPU and latency, direct vs through haproxy, %s clients x %d runs of %gs"
+            % (",".join(map(str, BALANCER_CLIENTS)), a.runs, a.duration))
+        direct = self.start_servers("ecdsa", self.echoline, "direct", ["sslserver"])["sslserver"]
+        backend = self.start_servers("ecdsa", self.echoline, "proxied", ["sslserver"], {"PROXYFROM": "127.0.0.1"})["sslserver"]
+        port = self.freeport()
+        cfg = os.path.join(self.tmp, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n    maxconn 4096\n\ndefaults\n    mode tcp\n    timeout connect 10s\n"
+                    "    timeout client 60s\n    timeout server 60s\n\nfrontend bench\n    bind 127.0.0.1:%d\n"
+                    "    maxconn 4096\n    default_backend sslserver\n\nbackend sslserver\n"
+                    "    # no health checks (no \"check\")\n    server s1 127.0.0.1:%d send-proxy-v2\n" % (port, backend.port))
+        self.meta["haproxy_conf"] = open(cfg).read()
+        hp = Haproxy("haproxy", "haproxy-ecdsa", a.haproxy, cfg, port).start(self.out)
+        self.servers.append(hp)
+        via = Via("sslserver via haproxy", hp, backend)
+        for s in (direct, via):    # warm-up
+            self.conn_once(s, "1.3", 1, 0.2, key="ecdsa", warmup=True)
+        for r in range(a.runs):
+            order = [direct, via] if r % 2 == 0 else [via, direct]
+            for c in BALANCER_CLIENTS:
+                for s in order:
+                    self.conn_once(s, "1.3", c, a.duration, run=r, key="ecdsa", kind="balancer")
+            self.proxy_check(via, r)
+        self.stop_servers()
+
+    def proxy_check(self, via, run):
+        """One connection through haproxy; while its program (echoline) waits
+        for the line, its environment must name this client (address and
+        port) as SSLREMOTE*, haproxy's frontend as SSLLOCALPORT and haproxy
+        as PROXYREMOTEIP: the PROXY header was read and used."""
+        import socket
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.cert("ecdsa")[2])
+        env, cport, echo, err = {}, None, b"", ""
+
+        def program_env():
+            for p in tree(via.pid):
+                if comm(p) == "echoline":
+                    try:
+                        with open("/proc/%d/environ" % p, "rb") as f:
+                            return dict(x.decode(errors="replace").split("=", 1) for x in f.read().split(b"\0") if b"=" in x)
+                    except OSError:
+                        pass
+            return None
+        try:
+            with socket.create_connection(("127.0.0.1", via.port), timeout=10) as sock:
+                cport = sock.getsockname()[1]
+                with ctx.wrap_socket(sock, server_hostname="localhost") as t:
+                    env = wait_until(program_env, 10) or {}
+                    t.sendall(b"proxy check\n")
+                    while not echo.endswith(b"\n"):
+                        chunk = t.recv(100)
+                        if not chunk:
+                            break
+                        echo += chunk
+        except (OSError, ssl.SSLError) as e:
+            err = str(e)
+        keys = ("SSLREMOTEIP", "SSLREMOTEPORT", "SSLLOCALPORT", "PROXYREMOTEIP", "PROXYREMOTEPORT")
+        seen = {k: env.get(k) for k in keys}
+        good = (not err and echo == b"proxy check\n" and seen["SSLREMOTEIP"] == "127.0.0.1"
+                and seen["SSLREMOTEPORT"] == str(cport) and seen["SSLLOCALPORT"] == str(via.port)
+                and seen["PROXYREMOTEIP"] == "127.0.0.1" and seen["PROXYREMOTEPORT"] not in (None, str(cport)))
+        self.results.setdefault("balancer_check", []).append({"run": run, "ok": good, "client_port": cport,
+                                                              "haproxy_port": via.port, "env": seen, "error": err})
+        if good:
+            say("  PROXY header used: the program saw the client 127.0.0.1:%s, via haproxy 127.0.0.1:%s"
+                % (seen["SSLREMOTEPORT"], seen["PROXYREMOTEPORT"]))
+        else:
+            warn("run %d: the program behind haproxy did not see the balancer's client (127.0.0.1:%s to 127.0.0.1:%d): "
+                 "saw %s%s" % (run, cport, via.port, " ".join("%s=%s" % kv for kv in seen.items()),
+                               "; " + err if err else ""))
 
     def speed(self):
         say("openssl speed")
@@ -597,6 +726,8 @@ class Bench:
             if want("bulk"):
                 self.bulk()
             self.stop_servers()
+            if want("balancer"):
+                self.balancer()
             if a.profile_seconds > 0 and want("profile"):
                 self.profile()
             else:
@@ -784,9 +915,12 @@ class Report:
             if k not in sp:
                 bad.append("openssl speed: no " + k)
         kinds = {r["kind"] for r in self.raw}
-        for k in ("conn", "resume", "bulk", "idle"):
+        for k in ("conn", "resume", "bulk", "idle", "balancer"):
             if k not in kinds:
                 bad.append("no %s measurement at all" % k)
+        for c in self.b.results.get("balancer_check", []):
+            if not c["ok"]:
+                bad.append("balancer run %d: the program behind haproxy did not see the client" % c["run"])
         return bad
 
     def write(self, path):
@@ -942,6 +1076,9 @@ class Report:
                     w("| %s | %s | %s | %.1f |" % (srv, role, name, kb))
             w("")
 
+        if self.sel(kind="balancer"):
+            self.write_balancer(w)
+
         w("## Crypto limits (openssl speed, one core)\n")
         if sp:
             sign_e, sign_r, x = sp.get("ecdsap256_sign"), sp.get("rsa2048_sign"), sp.get("x25519")
@@ -1004,7 +1141,11 @@ class Report:
         w("| kind | server | TLS | key | clients / N / direction | run | result | server CPU | other load |")
         w("|---|---|---|---|---|---|---|---|---|")
         for r in self.raw:
-            if r["kind"] in ("conn", "resume"):
+            if r["kind"] == "balancer":
+                w("| balancer | %s | %s | %s | %d | %d | %.1f conn/s p50 %.2f p99 %.2f ms | %.3f ms%s | %.0f%% |" % (
+                  r["server"], r["version"], r["key"], r["clients"], r["run"], r["rate"], r["p50_ms"], r["p99_ms"], r["cpu_ms"],
+                  " + haproxy %.3f ms" % r["haproxy_cpu_ms"] if "haproxy_cpu_ms" in r else "", 100 * r["other_load"]))
+            elif r["kind"] in ("conn", "resume"):
                 res = "%.1f conn/s p50 %.2f p99 %.2f ms%s" % (r["rate"], r["p50_ms"], r["p99_ms"],
                       " resumed %d/%d" % (r["resumed"], r["conns"]) if r["kind"] == "resume" else "")
                 w("| %s | %s | %s | %s | %d | %d | %s | %.3f ms | %.0f%% |" % (r["kind"], r["server"], r["version"], r["key"], r["clients"],
@@ -1018,6 +1159,59 @@ class Report:
         w("")
         with open(path, "w") as f:
             f.write("\n".join(L))
+
+    def write_balancer(self, w):
+        b = self.b
+        D, V = "sslserver", "sslserver via haproxy"
+        m = lambda srv, field, c: self.m(field, kind="balancer", server=srv, clients=c)
+        w("## Behind HAProxy\n")
+        w("The cost of the balancer hop: sslserver (TLS 1.3, ECDSA, bench/echoline, the options of the connection tests) "
+          "reached directly, and through Debian's haproxy in front of a second sslserver with `PROXYFROM=127.0.0.1` "
+          "(haproxy in mode tcp: one frontend, one backend server with `send-proxy-v2`, no health checks; configuration "
+          "below). The loop is that of the connection tests (loadgen conn); within each run the two paths are measured "
+          "alternately at each client count, the first of the pair alternating from run to run. sslserver CPU is the "
+          "process tree of the sslserver that served the connections; haproxy CPU is haproxy's own process (all its "
+          "threads), counted apart.\n")
+        w("| clients | measure | direct | through haproxy | through/direct |")
+        w("|---|---|---|---|---|")
+        for c in BALANCER_CLIENTS:
+            for name, field, nd in (("connections/s", "rate", 0), ("p50 latency, ms", "p50_ms", 2), ("p99 latency, ms", "p99_ms", 2),
+                                    ("sslserver CPU per connection, ms", "cpu_ms", 3)):
+                d, v = m(D, field, c), m(V, field, c)
+                w("| %d | %s | %s | %s | %sx |" % (c, name, fmt(d, nd), fmt(v, nd), fmt(ratio(v, d), 2)))
+            h = m(V, "haproxy_cpu_ms", c)
+            w("| %d | haproxy CPU per connection, ms | - | %s | |" % (c, fmt(h, 3)))
+            tot = med([r["cpu_ms"] + r.get("haproxy_cpu_ms", float("nan")) for r in self.sel(kind="balancer", server=V, clients=c)])
+            w("| %d | server side CPU per connection (sslserver + haproxy), ms | %s | %s | %sx |"
+              % (c, fmt(m(D, "cpu_ms", c), 3), fmt(tot, 3), fmt(ratio(tot, m(D, "cpu_ms", c)), 2)))
+        w("")
+        c1, c2 = BALANCER_CLIENTS[0], BALANCER_CLIENTS[-1]
+        dp50 = m(V, "p50_ms", c1) - m(D, "p50_ms", c1)
+        dcpu = m(V, "cpu_ms", c2) - m(D, "cpu_ms", c2)
+        w("What the hop costs: a fresh connection's p50 latency (%d client) goes from %s to %s ms (%+.2f ms, %sx); at %d clients "
+          "the loop makes %sx the connections/s of the direct path; haproxy spends %s ms of CPU per connection, and the "
+          "sslserver behind it %+.3f ms against the direct one (reading the PROXY header is the one thing it does "
+          "more), so the server side uses %sx the CPU per connection.\n"
+          % (c1, fmt(m(D, "p50_ms", c1), 2), fmt(m(V, "p50_ms", c1), 2), dp50, fmt(ratio(m(V, "p50_ms", c1), m(D, "p50_ms", c1)), 2),
+             c2, fmt(ratio(m(V, "rate", c2), m(D, "rate", c2)), 2), fmt(m(V, "haproxy_cpu_ms", c2), 3), dcpu,
+             fmt(ratio(m(V, "cpu_ms", c2) + m(V, "haproxy_cpu_ms", c2), m(D, "cpu_ms", c2)), 2)))
+        checks = b.results.get("balancer_check", [])
+        bad = [x for x in checks if not x["ok"]]
+        if checks and not bad:
+            x = checks[0]
+            w("The PROXY header was read and used in every run (%d of %d): one connection per run through haproxy, and its "
+              "program's environment named that client's own port (SSLREMOTEIP=127.0.0.1 SSLREMOTEPORT=%s, "
+              "SSLLOCALPORT=%s: haproxy's frontend), with haproxy as PROXYREMOTEIP=%s PROXYREMOTEPORT=%s.\n"
+              % (len(checks), len(checks), x["env"]["SSLREMOTEPORT"], x["env"]["SSLLOCALPORT"],
+                 x["env"]["PROXYREMOTEIP"], x["env"]["PROXYREMOTEPORT"]))
+        else:
+            w("**The PROXY header was not seen to be used in %d of %d runs** (see the warnings): the program behind haproxy "
+              "did not see the client's address and port.\n" % (len(bad), len(checks)))
+        conf = b.meta.get("haproxy_conf", "")
+        conf = re.sub(r"127\.0\.0\.1:\d+( send-proxy)", r"127.0.0.1:$SSLPORT\1", conf)
+        conf = re.sub(r"bind 127\.0\.0\.1:\d+", "bind 127.0.0.1:$PORT", conf)
+        w("haproxy configuration (`haproxy -db -f` it; $PORT: a free port, $SSLPORT: the sslserver's):\n")
+        w("```\n%s```\n" % conf)
 
     def write_profile(self, w, prof):
         a = self.b.a
@@ -1105,6 +1299,7 @@ def machine_meta(a):
         "OpenSSL": first(["openssl", "version"]),
         "stunnel4": dpkg("stunnel4"),
         "ucspi-tcp": dpkg("ucspi-tcp"),
+        "haproxy": dpkg("haproxy"),
         "load average at start": open("/proc/loadavg").read().strip(),
     }
 
@@ -1129,7 +1324,7 @@ def main():
                     help="share of the machine other processes may use during a run before it is run again (default 0.15)")
     ap.add_argument("--retries", type=int, help="runs again per measurement when disturbed (default 1; smoke 0)")
     ap.add_argument("--retry-budget", type=int, default=40, help="at most this many runs again in all")
-    ap.add_argument("--only", help="comma-separated phases: speed,conn,resume,idle,bulk,profile (for working on the harness)")
+    ap.add_argument("--only", help="comma-separated phases: speed,conn,resume,idle,bulk,balancer,profile (for working on the harness)")
     a = ap.parse_args()
     if a.smoke:
         defaults = dict(runs=1, duration=0.25, bulk_bytes=8 << 20, idle="10,20", profile_seconds=0, retries=0)
@@ -1149,13 +1344,14 @@ def main():
     a.out = a.out or (os.path.join(a.outdir, "RESULTS-smoke.md") if a.smoke else os.path.join(TOP, "bench", "RESULTS.md"))
     a.stunnel = shutil.which("stunnel4") or shutil.which("stunnel")
     a.tcpserver = shutil.which("tcpserver")
+    a.haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
     a.perf = shutil.which("perf") if a.profile_seconds > 0 else None
     if a.perf and subprocess.run([a.perf, "record", "-a", "-e", "cpu-clock", "-o", "/dev/null", "--", "true"],
                                  capture_output=True).returncode != 0:
         say("perf record -a -e cpu-clock does not work here (not root?): no profile")
         a.perf = None
-    if not a.stunnel or not a.tcpserver:
-        raise SystemExit("bench: stunnel4 and tcpserver (ucspi-tcp) are needed")
+    if not a.stunnel or not a.tcpserver or not a.haproxy:
+        raise SystemExit("bench: stunnel4, tcpserver (ucspi-tcp) and haproxy are needed")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 16384 if hard == resource.RLIM_INFINITY else min(hard, 16384)
     if soft < want:

@@ -51,6 +51,7 @@ struct pairvars_s
 static pairvars const pairkinds[] =
 {
   { "CERTFILE", "KEYFILE" },
+  { "CERTFILE2", "KEYFILE2" },
   { 0, 0 }
 } ;
 

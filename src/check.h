@@ -6,8 +6,9 @@
 
 /*
  * Check mode (sslserver -C, sslhandoff -C) and the checks of a SIGHUP:
- * everything the server would load from envp - the default pair, the SNI
- * pairs (CERTFILE:name), the pairs rules of the -x cdb set, the CA, CRL
+ * everything the server would load from envp - the default and second
+ * pairs (CERTFILE, CERTFILE2), the SNI pairs (CERTFILE:name,
+ * CERTFILE2:name), the pairs rules of the -x cdb set, the CA, CRL
  * and DH files, the protocol settings, TICKETKEYFILE - and, per
  * certificate: its key matches, its chain is in order and complete
  * (against CAFILE/CADIR and the system's store), it covers its name (-l

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "privs.h"
+#include "counters.h"
 #include "connection.h"
 
 extern char **environ ;
@@ -112,15 +113,19 @@ int connection_proxy (connection *c, proxy_list const *l, int fd, unsigned int s
     case PROXY_OK : break ;
     case PROXY_MALFORMED :
       log_error(100, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": ", why) ;
+      counters_refused(c->reportfd, "proxy") ;
       _exit(100) ;
     case PROXY_TIMEOUT :
       log_error(111, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": timed out") ;
+      counters_refused(c->reportfd, "proxy") ;
       _exit(111) ;
     case PROXY_CLOSED :
       log_error(111, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": connection closed before its end") ;
+      counters_refused(c->reportfd, "proxy") ;
       _exit(111) ;
     default :
       log_error(111, "unable to read the PROXY header from: ", ci->remoteip, " for pid: ", c->pid, ": ", strerror(errno)) ;
+      counters_refused(c->reportfd, "proxy") ;
       _exit(111) ;
   }
   connenv_proxied(ci, h.proxied ? &h.remote : 0, &h.local) ;
@@ -138,12 +143,18 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
   char const *const *connenv ;
 
   if (o->rules) apply_rules(o->rules, o->rulesoptional, &c->info, r) ;
-  if (r->deny) { connenv_log("deny", c->pid, &c->info, "") ; _exit(100) ; }
+  if (r->deny)
+  {
+    connenv_log("deny", c->pid, &c->info, "") ;
+    counters_refused(c->reportfd, "rules") ;
+    _exit(100) ;
+  }
   if (samehost && r->hasmaxconip && samehost > r->maxconip)
   {
     char n[21 + UINT_FMT] = " ip connection limit:" ;
     n[21 + uint_fmt(n + 21, r->maxconip)] = 0 ;
     connenv_log("deny", c->pid, &c->info, n, " exceeded") ;
+    counters_refused(c->reportfd, "maxconip") ;
     _exit(100) ;
   }
   if (o->logok) connenv_log("ok", c->pid, &c->info, "") ;
@@ -186,4 +197,5 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
   e->pid = c->pid ;
   e->sslenv = o->sslenv ;
   e->healthcheck = c->healthcheck ;
+  e->reportfd = c->reportfd ;
 }

@@ -46,9 +46,10 @@ struct connection_s
   stralloc modifs ;             /* the connection's variables, skalibs modifier format */
   char pid[PID_FMT] ;
   unsigned int healthcheck : 1 ;  /* a PROXY header without addresses: the balancer's own check */
+  int reportfd ;                  /* the counters' report socket (counters.h), or -1 */
   engine engine ;
 } ;
-#define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .engine = { .ctx = 0 } }
+#define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .reportfd = -1, .engine = { .ctx = 0 } }
 
 /* Sets c->pid: the connection's pid, for its log lines. */
 extern void connection_init (connection *c) ;

@@ -27,6 +27,8 @@
 #include "app.h"
 #include "peer.h"
 #include "number.h"
+#include "offer.h"
+#include "counters.h"
 #include "engine.h"
 
  /* Descriptors of one connection, engine side; -1 once closed. */
@@ -165,6 +167,8 @@ static SSL *tls_start (conn *c)
 {
   engine const *e = c->e ;
   char const *why ;
+  char reason[LOG_FIELD_FMT] ;
+  offer o = { .sni = "-", .version = "-" } ;
   int r ;
   SSL *ssl = SSL_new(e->ctx) ;
   if (!ssl) { log_error(111, "unable to create TLS session: ", log_tlserror()) ; end(c, 1, 111) ; }
@@ -178,7 +182,11 @@ static SSL *tls_start (conn *c)
       end(c, 1, 111) ;
     }
   }
-  else SSL_set_accept_state(ssl) ;
+  else
+  {
+    SSL_set_accept_state(ssl) ;
+    offer_watch(ssl, &o) ;
+  }
   if (ndelay_on(e->netr) == -1 || ndelay_on(e->netw) == -1) { log_error(111, "unable to set socket non-blocking: ", strerror(errno)) ; end(c, 1, 111) ; }
 
   r = handshake_run(ssl, e->netr, e->netw, e->handshaketimeout, &why) ;
@@ -187,15 +195,20 @@ static SSL *tls_start (conn *c)
     log_status("check ", e->pid, " from ", e->remoteip) ;
     end(c, e->deferred, 0) ;
   }
+  /* A failed accept is one line of a fixed shape, whatever the cause, for
+     fail2ban: "from: IP for pid: PID: sni: NAME: offered: VERSION: REASON",
+     every field after PID sanitised. */
+  if (r != HANDSHAKE_OK && !e->client) counters_failed(e->reportfd, why, r == HANDSHAKE_REFUSED) ;
   if (r == HANDSHAKE_REFUSED)
   {
     if (e->client) log_error(110, "server certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why, e->checkname && e->servername ? " (expected " : "", e->checkname && e->servername ? e->servername : "", e->checkname && e->servername ? ")" : "") ;
-    else log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    else log_error(110, "client certificate refused from: ", e->remoteip, " for pid: ", e->pid, ": sni: ", o.sni, ": offered: ", o.version, ": ", log_sanitize(reason, why, LOG_KEEPCOLON | LOG_KEEPSPACE)) ;
     end(c, e->deferred, 110) ;
   }
   if (r != HANDSHAKE_OK)
   {
-    log_error(111, e->client ? "unable to connect TLS to: " : "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    if (e->client) log_error(111, "unable to connect TLS to: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+    else log_error(111, "unable to accept TLS from: ", e->remoteip, " for pid: ", e->pid, ": sni: ", o.sni, ": offered: ", o.version, ": ", log_sanitize(reason, why, LOG_KEEPCOLON | LOG_KEEPSPACE)) ;
     end(c, e->deferred, 111) ;
   }
   if (e->pin && !peer_pin_matches(ssl, e->pin))
@@ -206,10 +219,16 @@ static SSL *tls_start (conn *c)
   if (!e->client && e->clientcert == TLSCTX_CLIENTCERT_MATCHHOST && !peer_names_host(ssl, e->remotehost, e->remoteip))
   {
     char h[LOG_FIELD_FMT] ;
-    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, 1)) ;
+    counters_failed(e->reportfd, "", 1) ;
+    log_error(110, "client certificate does not match host name from: ", e->remoteip, " for pid: ", e->pid, ": sni: ", o.sni, ": offered: ", o.version, ": ", log_sanitize(h, e->remotehost ? e->remotehost : e->remoteip, LOG_KEEPCOLON)) ;
     end(c, e->deferred, 110) ;
   }
-  if (!e->client) tlsctx_release(e->ctx, ssl) ;
+  if (!e->client)
+  {
+    offer_watch(ssl, 0) ;
+    tlsctx_release(e->ctx, ssl) ;
+    counters_tls(e->reportfd, SSL_get_version(ssl), SSL_get_cipher_name(ssl), SSL_session_reused(ssl)) ;
+  }
   return ssl ;
 }
 

@@ -35,6 +35,7 @@ struct engine_s
   char const *pid ;             /* for log lines */
   int sslenv ;                  /* -s: SSL_* in the application's environment */
   int deferred ;                /* UCSPI-TLS: the application starts TLS */
+  int reportfd ;                /* counters (counters.h), or -1 */
   int healthcheck ;             /* a balancer's check (PROXY LOCAL or UNKNOWN): closing before a TLS byte is no failure */
   int client ;                  /* connect side (sslclient): the application on 6/7 */
   char const *servername ;      /* client: SNI, and the name to verify */

@@ -63,16 +63,20 @@ void log_cleartext (char const *pid)
 
  /* The earliest error in OpenSSL's queue is the cause; later ones are context. */
 
-char const *log_sanitize (char *buf, char const *s, unsigned int keepcolon)
+char const *log_sanitizen (char *buf, char const *s, size_t len, unsigned int flags)
 {
   size_t i = 0 ;
-  if (!s) { buf[0] = 0 ; return buf ; }
-  for (; s[i] && i < LOG_FIELD_MAX ; i++)
+  for (; i < len && i < LOG_FIELD_MAX ; i++)
   {
     unsigned char c = s[i] ;
-    buf[i] = c < 33 || c > 126 || c == '%' || (c == ':' && !keepcolon) ? '?' : c ;
+    buf[i] = (c == ' ' && flags & LOG_KEEPSPACE) || (c == ':' && flags & LOG_KEEPCOLON) || (c >= 33 && c <= 126 && c != '%' && c != ':') ? c : '?' ;
   }
-  if (s[i]) { memcpy(buf + i, "...", 3) ; i += 3 ; }
+  if (i < len) { memcpy(buf + i, "...", 3) ; i += 3 ; }
   buf[i] = 0 ;
   return buf ;
+}
+
+char const *log_sanitize (char *buf, char const *s, unsigned int flags)
+{
+  return log_sanitizen(buf, s ? s : "", s ? strnlen(s, LOG_FIELD_MAX + 1) : 0, flags) ;
 }

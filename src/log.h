@@ -2,6 +2,8 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stddef.h>
+
 /*
  * One line per event on stderr, written with a single write(2) so that lines
  * from the main process, engines and applications never interleave.
@@ -21,6 +23,7 @@ extern void log_linev (char const *const *, unsigned int) ;
 extern void log_dielinev (int, int, char const *const *, unsigned int) __attribute__((noreturn)) ;
 extern char const *log_tlserror (void) ;   /* logtls.c: OpenSSL's last error, one line */
 extern char const *log_sanitize (char *, char const *, unsigned int) ;
+extern char const *log_sanitizen (char *, char const *, size_t, unsigned int) ;
 
 #define log_line(...) log_linev(LOG_ARRAY(__VA_ARGS__), LOG_COUNT(__VA_ARGS__))
 #define log_status(...) do { if (verbosity >= 2) log_line(__VA_ARGS__) ; } while (0)
@@ -41,8 +44,13 @@ extern void log_cleartext (char const *pid) ;
 #define dieu_sys(e, ...) die_sys(e, "unable to ", __VA_ARGS__)
 #define dieu_tls(e, ...) die_tls(e, "unable to ", __VA_ARGS__)
 
-/* Sanitised log field: bytes outside 33..126 and '%' and ':' become '?',
-   at most LOG_FIELD_MAX bytes, then "..." (as tcpserver does). */
+/* Sanitised log field, written to buf (LOG_FIELD_FMT bytes): bytes outside
+   33..126 and '%' and ':' become '?', at most LOG_FIELD_MAX bytes, then
+   "..." (as tcpserver does). flags: LOG_KEEPCOLON keeps ':', LOG_KEEPSPACE
+   keeps ' ' (free text at the end of a line). log_sanitize takes a C string
+   (0 gives ""), log_sanitizen len bytes, NULs included. Returns buf. */
+#define LOG_KEEPCOLON 1
+#define LOG_KEEPSPACE 2
 #define LOG_FIELD_MAX 100
 #define LOG_FIELD_FMT (LOG_FIELD_MAX + 4)
 

@@ -124,7 +124,7 @@ int main (int argc, char const *const *argv)
   char pid[PID_FMT] ;
   char err[1024] ;
   char const *why ;
-  engine e = { .netr = -1 } ;
+  engine e = { .netr = -1, .reportfd = -1 } ;
   int fd, refused, one = 1 ;
   unsigned int what = 0 ;
 

@@ -39,6 +39,7 @@
 #include "connection.h"
 #include "rules.h"
 #include "tickets.h"
+#include "counters.h"
 #include "check.h"
 
 #define USAGE "sslserver [ -1346CUXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
@@ -180,10 +181,14 @@ struct server_s
   int spfd ;
   unsigned int children ;
   child *table ;                /* o.limit entries */
-  iopause_fd *x ;               /* o.limit + 2 entries */
+  iopause_fd *x ;               /* o.limit + 3 entries */
   unsigned int *xchild ;        /* which child an entry of x is for */
   tain rotation ;               /* when the ticket keys rotate next */
   char const *ticketkeyfile ;   /* TICKETKEYFILE, or 0: keys made here and rotated */
+  int reportfd ;                /* the connection processes' end of the counters' socket */
+  char const *metricsfile ;     /* METRICSFILE, or 0 */
+  int metricsdirty ;            /* the counters changed since the file was written */
+  tain metricsdue ;             /* not written again before then */
 } ;
 
 static void rotate_tickets (server *s)
@@ -250,6 +255,8 @@ static void reap (server *s)
     b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
     log_status("end ", a, " status ", b) ;
     log_status_count(s->children, s->o.limit) ;
+    counters_current(s->children) ;
+    s->metricsdirty = 1 ;
   }
 }
 
@@ -264,6 +271,7 @@ static void handle_signals (server *s)
       case 0 : return ;
       case SIGTERM : _exit(0) ;
       case SIGHUP : reload(s) ; break ;
+      case SIGUSR1 : counters_read() ; counters_log() ; break ;
       case SIGCHLD : reap(s) ; break ;
     }
   }
@@ -312,12 +320,18 @@ static void connection_run (server const *s, int fd, struct sockaddr_storage con
   int one = 1 ;
 
   connection_init(&c) ;
+  c.reportfd = s->reportfd ;
   if (!connenv_fromaccept(&c.info, fd, peer)) { log_status("pid ", c.pid, " from ", c.info.remoteip) ; dieu_sys(111, "get the local address of a connection from ", c.info.remoteip) ; }
   if (report >= 0)
   {
     connection_proxy(&c, &s->proxies, fd, o->conn.handshaketimeout) ;
     samehost = learn_count(&c, report, o->conn.handshaketimeout) ;
-    if (s->maxconip && samehost > s->maxconip) { log_over_limit(s->maxconip, c.info.remoteip) ; _exit(100) ; }
+    if (s->maxconip && samehost > s->maxconip)
+    {
+      log_over_limit(s->maxconip, c.info.remoteip) ;
+      counters_refused(s->reportfd, "maxconip") ;
+      _exit(100) ;
+    }
   }
   log_status("pid ", c.pid, " from ", c.info.remoteip) ;
   if (!o->nagle) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ;
@@ -365,6 +379,8 @@ static void new_connection (server *s)
     if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
     return ;
   }
+  counters_accepted() ;
+  s->metricsdirty = 1 ;
   proxy_key(&peer, slot->ip) ;
   slot->known = !proxy_listed(&s->proxies, slot->ip) ;
   if (slot->known)
@@ -375,6 +391,7 @@ static void new_connection (server *s)
       char a[CONNENV_IPFMT], p[CONNENV_PORTFMT] ;
       connenv_fmtaddr(&peer, a, p) ;
       log_over_limit(s->maxconip, a) ;
+      counters_refused_here("maxconip") ;
       fd_close(fd) ;
       return ;
     }
@@ -397,6 +414,7 @@ static void new_connection (server *s)
   {
     selfpipe_finish() ;
     fd_close(s->lfd) ;
+    fd_close(counters_fd()) ;
     /* the other connections' report sockets are not this one's to hold */
     for (unsigned int i = 0 ; i < s->children ; i++) if (s->table[i].report >= 0) fd_close(s->table[i].report) ;
     if (report[0] >= 0) fd_close(report[0]) ;
@@ -407,6 +425,7 @@ static void new_connection (server *s)
   slot->pid = pid ;
   slot->report = report[0] ;
   s->children++ ;
+  counters_current(s->children) ;
   log_status_count(s->children, s->o.limit) ;
 }
 
@@ -462,6 +481,7 @@ static void trap_signals (server *s)
   sigaddset(&set, SIGCHLD) ;
   sigaddset(&set, SIGTERM) ;
   sigaddset(&set, SIGHUP) ;
+  sigaddset(&set, SIGUSR1) ;
   if (!selfpipe_trapset(&set)) dieu_sys(111, "trap signals") ;
 }
 
@@ -472,15 +492,27 @@ static void stdio_to_devnull (void)
   if (null > 2) fd_close(null) ;
 }
 
+ /* METRICSFILE: written when the counters changed, at most once a second. */
+static void write_metrics (server *s)
+{
+  if (!s->metricsfile || !s->metricsdirty || tain_less(&STAMP, &s->metricsdue)) return ;
+  if (!counters_write(s->metricsfile)) log_warn("unable to write ", s->metricsfile, ": ", strerror(errno)) ;
+  s->metricsdirty = 0 ;
+  tain_addsec_g(&s->metricsdue, 1) ;
+}
+
  /* One turn of the main loop: the reports of connections behind a
     balancer first (a signal may reap one and reorder the table), then
-    signals, then a new client while there is room. */
+    the counters, signals, and a new client while there is room. */
 static void wait_and_serve (server *s)
 {
-  unsigned int n = 1, reports ;
+  unsigned int n = 2, reports ;
+  tain deadline = s->rotation ;
   int r ;
   s->x[0].fd = s->spfd ;
   s->x[0].events = IOPAUSE_READ ;
+  s->x[1].fd = counters_fd() ;
+  s->x[1].events = IOPAUSE_READ ;
   for (unsigned int i = 0 ; i < s->children ; i++)
     if (s->table[i].report >= 0)
     {
@@ -490,16 +522,21 @@ static void wait_and_serve (server *s)
     }
   reports = n ;
   if (s->children < s->o.limit) { s->x[n].fd = s->lfd ; s->x[n++].events = IOPAUSE_READ ; }
-  r = iopause_g(s->x, n, &s->rotation) ;
+  if (s->metricsfile && s->metricsdirty && tain_less(&s->metricsdue, &deadline)) deadline = s->metricsdue ;
+  r = iopause_g(s->x, n, &deadline) ;
   if (r == -1) { if (errno == EINTR) return ; dieu_sys(111, "iopause") ; }
   /* on schedule even when a steady stream of connections keeps iopause
      from ever timing out */
   if (!tain_less(&STAMP, &s->rotation)) rotate_tickets(s) ;
-  if (!r) return ;
-  for (unsigned int k = 1 ; k < reports ; k++)
-    if (s->x[k].revents) answer_report(s, &s->table[s->xchild[k]]) ;
-  if (s->x[0].revents) handle_signals(s) ;
-  if (n > reports && s->x[reports].revents && s->children < s->o.limit) new_connection(s) ;
+  if (r)
+  {
+    for (unsigned int k = 2 ; k < reports ; k++)
+      if (s->x[k].revents) answer_report(s, &s->table[s->xchild[k]]) ;
+    if (s->x[1].revents) { counters_read() ; s->metricsdirty = 1 ; }
+    if (s->x[0].revents) handle_signals(s) ;
+    if (n > reports && s->x[reports].revents && s->children < s->o.limit) new_connection(s) ;
+  }
+  write_metrics(s) ;
 }
 
 int main (int argc, char const *const *argv)
@@ -541,11 +578,14 @@ int main (int argc, char const *const *argv)
     _exit(check_material(&s, CHECK_MODE_REPORT) ? 111 : 0) ;
   }
   build_context(&s, argc, argv) ;
+  if (!counters_open(&s.reportfd)) dieu_sys(111, "create the counters' socket") ;
+  s.metricsfile = getenv("METRICSFILE") ;
+  if (s.metricsfile && !*s.metricsfile) s.metricsfile = 0 ;
   if (verbosity >= 3) log_config(&s.o) ;
 
   s.table = alloc(s.o.limit * sizeof(child)) ;
-  s.x = alloc((s.o.limit + 2) * sizeof(iopause_fd)) ;
-  s.xchild = alloc((s.o.limit + 2) * sizeof(unsigned int)) ;
+  s.x = alloc((s.o.limit + 3) * sizeof(iopause_fd)) ;
+  s.xchild = alloc((s.o.limit + 3) * sizeof(unsigned int)) ;
   if (!s.table || !s.x || !s.xchild) dieu_sys(111, "allocate the connection table") ;
   s.lfd = listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, ip, port) ;
   /* once nothing can stop the start-up, so that a start-up error stays
@@ -557,6 +597,9 @@ int main (int argc, char const *const *argv)
   tain_now_set_stopwatch_g() ;
   log_status_count(0, s.o.limit) ;
   tain_addsec_g(&s.rotation, TICKETS_ROTATE_SECS) ;
+  s.metricsdirty = 1 ;   /* the file exists from the start */
+  s.metricsdue = STAMP ;
+  write_metrics(&s) ;
 
   for (;;) wait_and_serve(&s) ;
 }

@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "number.h"
+#include "offer.h"
 #include "scope.h"
 #include "tlsctx.h"
 #include "tickets.h"
@@ -34,6 +35,9 @@ tlsctx_var const tlsctx_vars[] =
   { "CERTFILE", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE | TLSCTX_VAR_NAMED },
   { "KEYFILE", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE | TLSCTX_VAR_NAMED },
   { "CERTCHAINFILE", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE },
+  /* a second pair, of the other key type, for the same names */
+  { "CERTFILE2", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE | TLSCTX_VAR_NAMED },
+  { "KEYFILE2", 0, TLSCTX_VAR_SECRET | TLSCTX_VAR_PERRULE | TLSCTX_VAR_NAMED },
   { "CAFILE", 0, TLSCTX_VAR_PERRULE },
   { "CADIR", 0, TLSCTX_VAR_PERRULE },
   { "CCAFILE", 0, TLSCTX_VAR_PERRULE },
@@ -394,6 +398,123 @@ static int load_keypair (SSL_CTX *ctx, char const *certfile, char const *keyfile
   return 1 ;
 }
 
+static char const *key_type (int id)
+{
+  switch (id)
+  {
+    case EVP_PKEY_RSA : return "RSA" ;
+    case EVP_PKEY_RSA_PSS : return "RSA-PSS" ;
+    case EVP_PKEY_EC : return "ECDSA" ;
+    case EVP_PKEY_ED25519 : return "Ed25519" ;
+    case EVP_PKEY_ED448 : return "Ed448" ;
+    default : return "unknown" ;
+  }
+}
+
+static int dual_preference (SSL_CTX *) ;
+
+static int leaf_type (SSL_CTX *ctx)
+{
+  X509 *x = SSL_CTX_get0_certificate(ctx) ;
+  EVP_PKEY *k = x ? X509_get0_pubkey(x) : 0 ;
+  return k ? EVP_PKEY_get_base_id(k) : EVP_PKEY_NONE ;
+}
+
+ /* CERTFILE2 (and KEYFILE2, defaulting to it): a second pair for the same
+    names, whose key is of another type than the first's (an RSA pair beside
+    an ECDSA one). OpenSSL keeps one pair per key type and picks, for each
+    handshake, the one the client's signature algorithms and ciphers allow;
+    a second pair of the same type would silently replace the first. */
+static int load_second_pair (SSL_CTX *ctx, char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen)
+{
+  int first = leaf_type(ctx), second ;
+  SSL_CTX *alone = SSL_CTX_new(TLS_server_method()) ;
+  if (!keyfile) keyfile = certfile ;
+  if (!alone) return fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ;
+  /* alone first: in ctx, a key of the first pair's type would be checked
+     against the first pair's certificate and pass */
+  if (!load_keypair(alone, certfile, keyfile, password, err, errlen)) { SSL_CTX_free(alone) ; return 0 ; }
+  second = leaf_type(alone) ;
+  SSL_CTX_free(alone) ;
+  if (second == first || (first == EVP_PKEY_RSA && second == EVP_PKEY_RSA_PSS) || (first == EVP_PKEY_RSA_PSS && second == EVP_PKEY_RSA))
+    return failf(err, errlen, "unable to use certificate %s: its key is %s, as the first certificate's: "
+                 "the second pair must be of another key type (RSA beside ECDSA)", certfile, key_type(second)) ;
+  if (!load_keypair(ctx, certfile, keyfile, password, err, errlen)) return 0 ;
+  if (!dual_preference(ctx)) return fail(err, errlen, "unable to use certificate", certfile, log_tlserror()) ;
+  return 1 ;
+}
+
+ /* With an ECDSA and an RSA pair, OpenSSL follows the client's order of
+    signature algorithms, and many clients (GnuTLS) list RSA-PSS first:
+    they would get the costlier RSA handshake. So once the client's
+    algorithms are known (the certificate callback), a client that can use
+    the ECDSA pair is given that pair alone; the RSA one is for the clients
+    that cannot. */
+typedef struct ecpair_s ecpair ;
+struct ecpair_s
+{
+  X509 *x ;
+  EVP_PKEY *key ;
+  STACK_OF(X509) *chain ;
+} ;
+
+static int ecpair_index = -1 ;
+
+static void ecpair_free (void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+  ecpair *p = ptr ;
+  (void)parent ; (void)ad ; (void)idx ; (void)argl ; (void)argp ;
+  if (!p) return ;
+  X509_free(p->x) ;
+  EVP_PKEY_free(p->key) ;
+  sk_X509_pop_free(p->chain, X509_free) ;
+  OPENSSL_free(p) ;
+}
+
+/* TLS 1.2: the ECDSA pair needs an ECDSA cipher both sides allow. */
+static int ecdsa_cipher_shared (SSL *ssl)
+{
+  STACK_OF(SSL_CIPHER) *theirs = SSL_get_client_ciphers(ssl), *ours = SSL_get_ciphers(ssl) ;
+  for (int i = 0 ; i < sk_SSL_CIPHER_num(theirs) ; i++)
+  {
+    SSL_CIPHER const *c = sk_SSL_CIPHER_value(theirs, i) ;
+    if (SSL_CIPHER_get_auth_nid(c) != NID_auth_ecdsa) continue ;
+    for (int j = 0 ; j < sk_SSL_CIPHER_num(ours) ; j++)
+      if (SSL_CIPHER_get_id(sk_SSL_CIPHER_value(ours, j)) == SSL_CIPHER_get_id(c)) return 1 ;
+  }
+  return 0 ;
+}
+
+static int prefer_ecdsa (SSL *ssl, void *arg)
+{
+  ecpair const *p = arg ;
+  if (SSL_version(ssl) < TLS1_3_VERSION && !ecdsa_cipher_shared(ssl)) return 1 ;
+  if (!(SSL_check_chain(ssl, p->x, p->key, p->chain) & CERT_PKEY_VALID)) return 1 ;
+  SSL_certs_clear(ssl) ;
+  return SSL_use_cert_and_key(ssl, p->x, p->key, p->chain, 1) ;
+}
+
+static int dual_preference (SSL_CTX *ctx)
+{
+  ecpair *p ;
+  int r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_FIRST) ;
+  while (r == 1 && leaf_type(ctx) != EVP_PKEY_EC) r = SSL_CTX_set_current_cert(ctx, SSL_CERT_SET_NEXT) ;
+  ERR_clear_error() ;
+  if (r != 1) return 1 ;   /* no ECDSA pair: nothing to prefer */
+  if (ecpair_index < 0) ecpair_index = SSL_CTX_get_ex_new_index(0, 0, 0, 0, &ecpair_free) ;
+  p = OPENSSL_zalloc(sizeof(*p)) ;
+  if (ecpair_index < 0 || !p) { OPENSSL_free(p) ; return 0 ; }
+  p->x = SSL_CTX_get0_certificate(ctx) ;
+  p->key = SSL_CTX_get0_privatekey(ctx) ;
+  if (!SSL_CTX_get0_chain_certs(ctx, &p->chain) || !p->x || !p->key) { OPENSSL_free(p) ; return 0 ; }
+  X509_up_ref(p->x) ;
+  EVP_PKEY_up_ref(p->key) ;
+  p->chain = p->chain ? X509_chain_up_ref(p->chain) : sk_X509_new_null() ;
+  if (!p->chain || !SSL_CTX_set_ex_data(ctx, ecpair_index, p)) { ecpair_free(0, p, 0, 0, 0, 0) ; return 0 ; }
+  SSL_CTX_set_cert_cb(ctx, &prefer_ecdsa, p) ;
+  return 1 ;
+}
+
  /* Which sessions may resume under a context (see scope.h): the service or
     rule (cfg->sidctx), and what client certificates are verified against -
     the mode, the depth, the contents of CAFILE, CCAFILE and CRLFILE and the
@@ -521,18 +642,14 @@ static int sni_cb (SSL *ssl, int *al, void *arg)
   return SSL_TLSEXT_ERR_OK ;
 }
 
- /* The first host_name of a ClientHello's server_name list (RFC 6066),
-    lower-cased; 0 if there is none or it is malformed (OpenSSL refuses
-    the latter later). */
+ /* The server name of a ClientHello, lower-cased; 0 if there is none or it
+    is malformed (OpenSSL refuses the latter later). */
 static int hello_servername (SSL *ssl, char *name, size_t max)
 {
   unsigned char const *p ;
-  size_t len, n ;
-  if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) || len < 5) return 0 ;
-  if ((size_t)((p[0] << 8) | p[1]) != len - 2 || p[2] != TLSEXT_NAMETYPE_host_name) return 0 ;
-  n = (p[3] << 8) | p[4] ;
-  if (!n || n > len - 5 || n >= max || memchr(p + 5, 0, n)) return 0 ;
-  for (size_t i = 0 ; i < n ; i++) name[i] = p[5 + i] >= 'A' && p[5 + i] <= 'Z' ? p[5 + i] + 32 : p[5 + i] ;
+  size_t n ;
+  if (!offer_servername(ssl, &p, &n) || !n || n >= max || memchr(p, 0, n)) return 0 ;
+  for (size_t i = 0 ; i < n ; i++) name[i] = p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i] ;
   name[n] = 0 ;
   return 1 ;
 }
@@ -541,8 +658,11 @@ static int hello_cb (SSL *ssl, int *al, void *arg)
 {
   snitable const *t = arg ;
   char name[256] ;
-  int named = hello_servername(ssl, name, sizeof(name)) ;
-  SSL_CTX *ctx = named && t ? sni_find(t, name) : 0 ;
+  int named ;
+  SSL_CTX *ctx ;
+  offer_record(ssl) ;
+  named = hello_servername(ssl, name, sizeof(name)) ;
+  ctx = named && t ? sni_find(t, name) : 0 ;
   if ((ctx && !SSL_set_SSL_CTX(ssl, ctx)) || !scope_connection(ssl, named ? name : 0))
   {
     *al = SSL_AD_INTERNAL_ERROR ;
@@ -583,7 +703,20 @@ static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const
 {
   unsigned int n = 0 ;
   snitable *t ;
-  for (size_t i = 0 ; envp[i] ; i++) if (!strncmp(envp[i], "CERTFILE:", 9)) n++ ;
+  for (size_t i = 0 ; envp[i] ; i++)
+  {
+    if (!strncmp(envp[i], "CERTFILE:", 9)) n++ ;
+    else if (!strncmp(envp[i], "CERTFILE2:", 10))
+    {
+      /* a second pair for a name that has no first one would never be used */
+      char kv[9 + 256] = "CERTFILE:" ;
+      size_t namelen = strcspn(envp[i] + 10, "=") ;
+      if (namelen >= 256) return fail(err, errlen, "invalid SNI variable", envp[i], "name too long") ;
+      memcpy(kv + 9, envp[i] + 10, namelen) ;
+      kv[9 + namelen] = 0 ;
+      if (!envval(envp, kv)) return fail(err, errlen, "CERTFILE2 without CERTFILE for the same name", envp[i], "set CERTFILE:name too") ;
+    }
+  }
   if (!n) return 1 ;
   if (sni_index < 0) sni_index = SSL_CTX_get_ex_new_index(0, 0, 0, 0, &sni_free) ;
   t = OPENSSL_zalloc(sizeof(snitable) + n * sizeof(sniname)) ;
@@ -596,7 +729,7 @@ static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const
     sniname *e = &t->entry[t->n] ;
     char const *certfile = var + 9 + namelen + (var[9 + namelen] ? 1 : 0) ;
     char const *keyfile ;
-    char kv[8 + sizeof(e->name)] ;
+    char kv[10 + sizeof(e->name)] ;
     unsigned char sid[SCOPE_LEN] ;
     if (strncmp(var, "CERTFILE:", 9)) continue ;
     if (!namelen || namelen >= sizeof(e->name) || !*certfile) return fail(err, errlen, "invalid SNI variable", var, "expected CERTFILE:name=file") ;
@@ -610,6 +743,15 @@ static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const
     if (!e->ctx) return fail(err, errlen, "unable to create TLS context", 0, log_tlserror()) ;
     t->n++ ;
     if (!load_keypair(e->ctx, certfile, keyfile, cfg->password, err, errlen)) return 0 ;
+    memcpy(kv, "CERTFILE2:", 10) ;
+    memcpy(kv + 10, e->name, namelen + 1) ;
+    certfile = envval(envp, kv) ;
+    if (certfile)
+    {
+      memcpy(kv, "KEYFILE2:", 9) ;
+      memcpy(kv + 9, e->name, namelen + 1) ;
+      if (!load_second_pair(e->ctx, certfile, envval(envp, kv), cfg->password, err, errlen)) return 0 ;
+    }
     if (!sni_trust(e->ctx, ctx)) return fail(err, errlen, "unable to set up SNI", e->name, log_tlserror()) ;
     for (size_t j = 0 ; j < namelen ; j++) if (e->name[j] >= 'A' && e->name[j] <= 'Z') e->name[j] += 32 ;
     tlsctx_sidctx(sid, id, SCOPE_LEN, e->name, namelen) ;
@@ -666,6 +808,9 @@ static int setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cf
   else if (!certfile) return fail(err, errlen, "no certificate: CERTFILE is not set", 0, 0) ;
   if (!keyfile) keyfile = envval(envp, "CERTFILE") ? envval(envp, "CERTFILE") : certfile ;
   if (!load_keypair(ctx, certfile, keyfile, cfg->password, err, errlen)) return 0 ;
+  s = envval(envp, "CERTFILE2") ;
+  if (s && !load_second_pair(ctx, s, envval(envp, "KEYFILE2"), cfg->password, err, errlen)) return 0 ;
+  else if (!s && envval(envp, "KEYFILE2")) return fail(err, errlen, "KEYFILE2 is set but CERTFILE2 is not", 0, 0) ;
 
   if (clientcert)
   {

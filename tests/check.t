@@ -124,6 +124,26 @@ problems("a wildcard SNI entry with a one-name certificate",
          dict(GOOD, **{"CERTFILE:*.example.org": other["pem"], "KEYFILE:*.example.org": other["key"]}), 1,
          r"does not cover \*\.example\.org \(SNI\)")
 
+# ---------------------------------------------------------------- CERTFILE2: a second pair of another key type
+rsa = pki.leaf("mx-rsa", inter, dns=("mx.example.org", "smtp.example.org"), kind="rsa", chain=[inter])
+DUAL = dict(GOOD, CERTFILE2=rsa["pem"], KEYFILE2=rsa["key"])
+rc, out, err = check(DUAL, ["-l", "mx.example.org"])
+is_((rc, err), (0, []), "CERTFILE2 beside CERTFILE: exit 0")
+like("\n".join(out), r"(?m)^sslserver: check: CERTFILE2 %s: ok: CN=mx-rsa, .*chain complete" % re.escape(rsa["pem"]),
+     "CERTFILE2: its own ok line")
+problems("CERTFILE2 with a key that does not match", dict(DUAL, KEYFILE2=other["key"]), 1,
+         r"check: CERTFILE2 %s: unable to load key %s" % (re.escape(rsa["pem"]), re.escape(other["key"])))
+problems("CERTFILE2 not covering the -l name", dict(GOOD, CERTFILE2=cat("other-rsa.pem", pki.leaf("o-rsa", ca, kind="rsa")["crt"]),
+                                                    KEYFILE2=pki.path("o-rsa.key")), 1,
+         r"check: CERTFILE2 .*: the certificate does not cover mx\.example\.org \(-l\)", opts=["-l", "mx.example.org"])
+problems("CERTFILE2 of the same key type as CERTFILE", dict(GOOD, CERTFILE2=other["pem"], KEYFILE2=other["key"]), 1,
+         r"check: unable to use certificate %s: its key is ECDSA" % re.escape(other["pem"]))
+rc, out, err = check(dict(DUAL, **{"CERTFILE:smtp.example.com": other["pem"], "KEYFILE:smtp.example.com": other["key"],
+                                   "CERTFILE2:smtp.example.com": rsa["pem"], "KEYFILE2:smtp.example.com": rsa["key"]}))
+ok(any(re.match(r"sslserver: fatal: \(111\) check: CERTFILE2:smtp\.example\.com %s: the certificate does not cover "
+                r"smtp\.example\.com \(SNI\)" % re.escape(rsa["pem"]), l) for l in err),
+   "CERTFILE2:name not covering its SNI name: a problem line naming CERTFILE2:name", err)
+
 # ---------------------------------------------------------------- expiry
 soon = suite.dated_leaf(pki, "soon", ca, when(-10), when(3.2))
 expired = suite.dated_leaf(pki, "expired", ca, when(-40), when(-2))
@@ -146,6 +166,11 @@ rc, out, err = check(dict(GOOD, TLSA="3 1 1 %s, 3 1 1 %s" % (theirs, mine.upper(
 is_((rc, err), (0, []), "TLSA: the second of two records (upper-case hex) matches: exit 0")
 problems("TLSA 3 1 1 not matching", dict(GOOD, TLSA="3 1 1 %s" % theirs), 1,
          r"no record of TLSA matches: this certificate's key is \"3 1 1 %s\"" % mine)
+rc, out, err = check(dict(DUAL, TLSA="3 1 1 %s, 3 1 1 %s" % (mine, spki_sha256(rsa["crt"]))))
+is_((rc, err), (0, []), "TLSA: one record per key, CERTFILE and CERTFILE2: each pair matches its own")
+problems("TLSA: only the ECDSA key's record, CERTFILE2 beside it", dict(DUAL, TLSA="3 1 1 %s" % mine), 1,
+         r"CERTFILE2 %s: no record of TLSA matches: this certificate's key is \"3 1 1 %s\""
+         % (re.escape(rsa["pem"]), spki_sha256(rsa["crt"])))
 inter_spki = spki_sha256(inter["crt"])
 rc, out, err = check(dict(GOOD, TLSA="2 1 1 %s" % inter_spki))
 is_((rc, err), (0, []), "TLSA 2 1 1 of the intermediate the server sends: exit 0")

@@ -26,9 +26,12 @@
 #   valgrind testssl.sh: tests/valgrind.sh, tests/testssl.sh
 #   stunnel4: a peer for the bench
 #   faketime: libfaketime moves the server's clock (tests/sessions.t)
+#   python3-prometheus-client: its parser reads METRICSFILE (tests/metrics.t)
 #   haproxy nginx-light libnginx-mod-stream: real PROXY protocol senders
 #     (tests/proxy.t; nginx's stream module is a package of its own)
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream"
+#   fail2ban: fail2ban-regex runs examples/fail2ban's filter on real
+#     failed-handshake lines (tests/fail2ban.t)
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban"
 
 if command -v dpkg-query >/dev/null 2>&1 ; then
   missing=
@@ -55,7 +58,7 @@ bad=0
 lack () { echo "deps: missing: $1" >&2 ; bad=1 ; }
 
 for c in cc make openssl perl prove gnutls-cli gnutls-serv tcpserver tcprules tcprulescheck cdb swaks man ss \
-         ps setpriv unshare clang valgrind testssl stunnel4 haproxy nginx ; do
+         ps setpriv unshare clang valgrind testssl stunnel4 haproxy nginx fail2ban-regex ; do
   command -v "$c" >/dev/null 2>&1 || lack "the command $c (used by the build, the tests, make fuzz or the bench)"
 done
 [ -x /usr/bin/python3 ] || lack "/usr/bin/python3 (every test is a Python script run by prove)"
@@ -74,6 +77,7 @@ fi
 if [ -x /usr/bin/python3 ] ; then
   err=$(/usr/bin/python3 -c '
 import ssl, smtplib, selectors, termios, ctypes, statistics, resource, json
+import prometheus_client.parser
 if not ssl.HAS_TLSv1_3: raise SystemExit("ssl without TLS 1.3")
 ' 2>&1) || lack "Python modules the tests import: $err"
 fi

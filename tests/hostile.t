@@ -215,7 +215,7 @@ ok(real.get("late", {}).get("ok"), "flood: a real client arriving with every slo
    real.get("late"))
 ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: end \d+ status ") >= N + 2, 20),
    "flood: an end line for every connection (%d)" % suite.log_count(srv, r"^sslserver: end \d+ status "))
-is_(suite.log_count(srv, r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: \d+: timed out$"), N,
+is_(suite.log_count(srv, r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: \d+: sni: -: offered: -: timed out$"), N,
     "flood: one 'unable to accept TLS ... timed out' line per silent connection")
 is_(suite.log_count(srv, r"^sslserver: end \d+ status 28416$"), N, "flood: every silent connection ended with exit 111")
 ok(no_children(srv, 20), "flood: no child (engine, program or zombie) left under sslserver", suite.children_of(srv.proc.pid))
@@ -247,7 +247,7 @@ def misbehave(action):
     p = suite.pids(srv)[-1]
     action(s)
     st = suite.end_status(srv, p, 15)
-    m = re.search(r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: %s: (.*)$" % p, srv.log(), re.M)
+    m = re.search(r"^sslserver: error: \(111\) unable to accept TLS from: 127\.0\.0\.1 for pid: %s: sni: \S+: offered: \S+: (.*)$" % p, srv.log(), re.M)
     return p, st, m.group(1) if m else None, time.monotonic() - t0
 
 
@@ -717,7 +717,7 @@ for flag, name in (("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")):
     rc, out, err = suite.s_client(srv.port, [flag, "-cipher", "DEFAULT:@SECLEVEL=0"])
     ok(rc != 0 and "hi from" not in out and not re.search(r"^New, TLSv1", out, re.M),
        "defaults: %s refused (rc %d)" % (name, rc))
-ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1 for pid: \d+: unsupported protocol"), "defaults: logged as 'unsupported protocol'")
+ok(srv.wait_log(r"unable to accept TLS from: 127\.0\.0\.1 for pid: \d+: sni: -: offered: TLSv1(\.1)?: unsupported protocol"), "defaults: logged as 'unsupported protocol'")
 srv.stop()
 
 srv = server([], ["sh", "-c", "echo hi from $SSL_PROTOCOL"], env={"TLSMINVERSION": "TLSv1"})
