@@ -27,7 +27,7 @@
 #include "rules.h"
 #include "tickets.h"
 
-#define LINE_MAX_ 2048
+#define CHECK_LINE_MAX 2048
 #define CHAIN_MAX 16        /* certificates read from one file */
 #define TLSA_DATA_MAX 8192  /* bytes of one record's data: 3 0 0 holds a whole certificate */
 #define NAMES_SHOWN 8
@@ -64,7 +64,7 @@ static char const *envval (char const *const *envp, char const *name)
  /* Control characters (a newline in a subject) would break the line. */
 static void emit (check *c, int problem, char const *fmt, va_list ap)
 {
-  char line[LINE_MAX_] ;
+  char line[CHECK_LINE_MAX] ;
   if (vsnprintf(line, sizeof(line), fmt, ap) < 0) return ;
   for (char *p = line ; *p ; p++) if ((unsigned char)*p < 32 || *p == 127) *p = '?' ;
   if (problem)
@@ -76,7 +76,7 @@ static void emit (check *c, int problem, char const *fmt, va_list ap)
   else if (c->o->mode == CHECK_MODE_RELOAD) log_status("check: ", line) ;
   else if (verbosity)
   {
-    char out[LINE_MAX_ + 64] ;
+    char out[CHECK_LINE_MAX + 64] ;
     int n = snprintf(out, sizeof(out), "%s: check: %s\n", PROG, line) ;
     if (n > 0) allwrite(1, out, (size_t)n < sizeof(out) ? (size_t)n : sizeof(out) - 1) ;
   }
@@ -100,23 +100,18 @@ static void okline (check *c, char const *fmt, ...)
   va_end(ap) ;
 }
 
- /* "CN=name", or the whole subject when it has no CN. */
-static char const *subject_of (X509 *x, char *buf, size_t len)
+ /* "CN=name", or the whole name when it has no CN. */
+static char const *name_of (X509_NAME *n, char *buf, size_t len)
 {
   char cn[256] ;
-  X509_NAME *n = X509_get_subject_name(x) ;
   if (X509_NAME_get_text_by_NID(n, NID_commonName, cn, sizeof(cn)) > 0) snprintf(buf, len, "CN=%s", cn) ;
   else X509_NAME_oneline(n, buf, (int)len) ;
   return buf ;
 }
 
-static char const *issuer_of (X509 *x, char *buf, size_t len)
+static char const *subject_of (X509 *x, char *buf, size_t len)
 {
-  char cn[256] ;
-  X509_NAME *n = X509_get_issuer_name(x) ;
-  if (X509_NAME_get_text_by_NID(n, NID_commonName, cn, sizeof(cn)) > 0) snprintf(buf, len, "CN=%s", cn) ;
-  else X509_NAME_oneline(n, buf, (int)len) ;
-  return buf ;
+  return name_of(X509_get_subject_name(x), buf, len) ;
 }
 
  /* The DNS names of x's subjectAltName, comma-separated, the first few. */
@@ -234,7 +229,7 @@ static int check_chain (check *c, char const *const *envp, char const *label, ST
     int e = X509_STORE_CTX_get_error(xs) ;
     X509 *at = X509_STORE_CTX_get_current_cert(xs) ;
     char subj[300] = "?", iss[300] = "?", trust[600] ;
-    if (at) { subject_of(at, subj, sizeof(subj)) ; issuer_of(at, iss, sizeof(iss)) ; }
+    if (at) { subject_of(at, subj, sizeof(subj)) ; name_of(X509_get_issuer_name(at), iss, sizeof(iss)) ; }
     snprintf(trust, sizeof(trust), "%s%s%s%s%sthe system's store", cafile ? "CAFILE " : "", cafile ? cafile : "", cadir ? (cafile ? ", CADIR " : "CADIR ") : "", cadir ? cadir : "", cafile || cadir ? " or " : "") ;
     if (e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY || e == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT)
       problem(c, "%s: chain incomplete: the issuer of %s (%s) is neither in the file nor in %s: append the intermediate CA's certificate",

@@ -5,10 +5,11 @@
 # complete, the names are covered, how long it has left and whether the
 # TLSA records still match: exit 0 with one "check: ... ok:" line per
 # certificate on stdout, 111 with one "fatal: (111) check:" line per
-# problem on stderr. It binds nothing and starts nothing. SIGHUP runs the
-# same checks and logs each problem, keeping the old context when the new
-# material does not load. examples/renewal/deploy-hook, run as written
-# (certbot's variables, a fake svc), reloads only what passed the check.
+# problem on stderr. It binds nothing and starts nothing (strace shows no
+# fork and no socket). SIGHUP runs the same checks and logs each problem,
+# keeping the old context when the new material does not load.
+# examples/renewal/deploy-hook, run as written (certbot's variables, a
+# fake svc), reloads only what passed the check.
 import datetime
 import os
 import re
@@ -232,6 +233,20 @@ free = suite.free_port()
 rc, out, err = check(GOOD, port=str(free), app=("sh", "-c", "touch %s" % marker))
 is_(rc, 0, "on a free port: exit 0")
 ok(suite.connection_refused(free), "the port is still free afterwards")
+
+# strace: not one process made, socket opened, bound or listened on
+def syscalls(program, args):
+    out = path("strace-" + program)
+    e = dict(GOOD, PATH=PATH)
+    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=fork,vfork,clone,clone3,execve,socket,bind,listen", "-o", out,
+                        suite.prog(program), "-C"] + args, env=e, capture_output=True, timeout=suite.patience(30))
+    calls = [l.split(None, 1)[1].split("(")[0] for l in open(out).read().splitlines() if l.strip()] if os.path.exists(out) else []
+    return r.returncode, calls
+
+
+is_(syscalls("sslserver", ["-x", cdb, "127.0.0.1", "0", "true"]), (111, ["execve"]),
+    "strace: sslserver -C (with a rules cdb and a problem) makes no fork, clone, socket, bind or listen call; its one execve is its own")
+is_(syscalls("sslhandoff", ["true"]), (0, ["execve"]), "strace: sslhandoff -C makes none either")
 
 # ---------------------------------------------------------------- sslhandoff -C
 rc, out, err = check(GOOD, program="sslhandoff", app=("sh", "-c", "touch %s" % marker))

@@ -270,6 +270,11 @@ for name, example_port in (("smtps-a", "10465"), ("smtps-b", "10466")):
     script = os.path.join(D, name + ".run")
     with open(script, "w") as f:
         f.write(text)
+    # renewal day: the run script hands its arguments to sslserver
+    r = subprocess.run(["sh", script, "-C"], capture_output=True, timeout=suite.patience(20),
+                       env={"PATH": suite.BUILD + ":" + os.environ["PATH"]})
+    ok(r.returncode == 0 and re.search(r"(?m)^sslserver: check: CERTFILE %s: ok: " % re.escape(leaf["pem"]), r.stdout.decode()),
+       "%s: ./run -C checks the instance's material and exits 0" % name, r.stdout.decode())
     log = open(os.path.join(D, name + ".log"), "wb")
     instances.append((name, subprocess.Popen(["sh", script], stdout=log, stderr=subprocess.STDOUT,
                                                     env={"PATH": suite.BUILD + ":" + os.environ["PATH"]}),
