@@ -168,25 +168,6 @@ static int check_dates (check *c, char const *label, char const *which, X509 *x,
   return 1 ;
 }
 
-static STACK_OF(X509) *read_certificates (char const *file)
-{
-  STACK_OF(X509) *certs = sk_X509_new_null() ;
-  BIO *bio = BIO_new_file(file, "r") ;
-  X509 *x ;
-  if (!certs || !bio) goto err ;
-  while (sk_X509_num(certs) < CHAIN_MAX && (x = PEM_read_bio_X509(bio, 0, 0, 0)))
-    if (!sk_X509_push(certs, x)) { X509_free(x) ; goto err ; }
-  BIO_free(bio) ;
-  ERR_clear_error() ;
-  if (sk_X509_num(certs)) return certs ;
-  sk_X509_free(certs) ;
-  return 0 ;
- err:
-  BIO_free(bio) ;
-  sk_X509_pop_free(certs, X509_free) ;
-  return 0 ;
-}
-
  /* Each certificate after the first is the issuer of the one before. */
 static void check_order (check *c, char const *label, STACK_OF(X509) *certs)
 {
@@ -438,7 +419,7 @@ static int check_pair (check *c, char const *const *envp, char const *label, cha
     problem(c, "%s: %s", label, err) ;
     return 0 ;
   }
-  certs = read_certificates(certfile) ;
+  certs = tlsctx_chain_read(certfile, CHAIN_MAX) ;
   if (!certs) { problem(c, "%s: unable to read its certificates", label) ; return 0 ; }
   leaf = sk_X509_value(certs, 0) ;
   subject_of(leaf, cn, sizeof(cn)) ;

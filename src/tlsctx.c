@@ -872,6 +872,22 @@ int tlsctx_pair_load (char const *certfile, char const *keyfile, char const *pas
   return ok ;
 }
 
+STACK_OF(X509) *tlsctx_chain_read (char const *file, unsigned int max)
+{
+  size_t len = 0 ;
+  char *buf = slurp(file, &len) ;
+  BIO *bio = buf ? BIO_new_mem_buf(buf, len) : 0 ;
+  STACK_OF(X509) *certs = bio ? sk_X509_new_null() : 0 ;
+  X509 *x ;
+  while (certs && (unsigned int)sk_X509_num(certs) < max && (x = PEM_read_bio_X509(bio, 0, 0, 0)))
+    if (!sk_X509_push(certs, x)) { X509_free(x) ; break ; }
+  BIO_free(bio) ;
+  if (buf) OPENSSL_clear_free(buf, len + 1) ;
+  ERR_clear_error() ;
+  if (certs && !sk_X509_num(certs)) { sk_X509_free(certs) ; certs = 0 ; }
+  return certs ;
+}
+
 static char pw[1024] ;
 
  /* Every block OpenSSL frees is wiped first: its decoders free copies of

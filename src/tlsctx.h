@@ -71,6 +71,11 @@ extern SSL_CTX *tlsctx_server (char const *const *envp, tlsctx_config const *, c
    For check mode (check.h), pair by pair. */
 extern int tlsctx_pair_load (char const *certfile, char const *keyfile, char const *password, char *err, size_t errlen) ;
 
+/* The certificates of file, at most max, the leaf first, or 0. Read as
+   the pairs are, from a buffer wiped afterwards: a bundle's key is not
+   left behind in a freed stdio buffer for the engines forked later. */
+extern STACK_OF(X509) *tlsctx_chain_read (char const *file, unsigned int max) ;
+
 /* The client-certificate mode a context was built with: CCAFILE=- turns a
    requested client certificate off, as in ucspi-ssl. */
 extern unsigned int tlsctx_clientcert (char const *const *envp, unsigned int requested) ;
