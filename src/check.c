@@ -38,6 +38,7 @@ struct check_s
   check_options const *o ;
   unsigned int problems ;
   unsigned int days ;       /* CHECKDAYS */
+  int loaded ;              /* the server's own pairs loaded */
 } ;
 
  /* The kinds of pairs a context holds, each also as CERT:name (SNI):
@@ -499,7 +500,7 @@ static int check_pairs (check *c, char const *const *envp, rules_result const *r
       char const *var = envp[i] ;
       size_t namelen = strcspn(var + clen + 1, "=") ;
       char const *file = var + clen + 1 + namelen ;
-      char const *sniKey ;
+      char const *snikey ;
       if (strncmp(var, k->cert, clen) || var[clen] != ':') continue ;
       if (*file) file++ ;
       if (!namelen || namelen >= sizeof(name) || !*file)
@@ -513,9 +514,9 @@ static int check_pairs (check *c, char const *const *envp, rules_result const *r
       if (r && !rule_sets(r, k->cert, name) && !rule_sets(r, k->key, name)) continue ;
       snprintf(keyvar, sizeof(keyvar), "%s:%s", k->key, name) ;
       snprintf(tlsavar, sizeof(tlsavar), "TLSA:%s", name) ;
-      sniKey = envval(envp, keyvar) ;
+      snikey = envval(envp, keyvar) ;
       snprintf(label, sizeof(label), "%s%s:%s %s", prefix, k->cert, name, file) ;
-      if (!check_pair(c, envp, label, file, sniKey ? sniKey : file, name, "SNI", tlsavar)) loaded = 0 ;
+      if (!check_pair(c, envp, label, file, snikey ? snikey : file, name, "SNI", tlsavar)) loaded = 0 ;
     }
   }
   return loaded ;
@@ -546,7 +547,8 @@ static void check_rule (check *c, char const *const *envp, rules_result const *r
     problem(c, "%sunable to build its environment: %s", prefix, strerror(errno)) ;
     return ;
   }
-  if (!check_pairs(c, genalloc_s(char const *, v), r, prefix)) return ;
+  /* a context holds the server's pairs too: their problems are said once */
+  if (!check_pairs(c, genalloc_s(char const *, v), r, prefix) || !c->loaded) return ;
   cfg.clientcert = connection_rule_clientcert(r, cfg.clientcert) ;
   check_context(c, genalloc_s(char const *, v), &cfg, prefix) ;
 }
@@ -596,19 +598,18 @@ static void check_tickets (check *c, char const *const *envp)
 
 unsigned int check_run (char const *const *envp, check_options const *o)
 {
-  check c = { .o = o, .problems = 0, .days = CHECK_DAYS } ;
+  check c = { .o = o, .problems = 0, .days = CHECK_DAYS, .loaded = 0 } ;
   char const *s = envval(envp, "CHECKDAYS") ;
-  int loaded ;
   if (s && !number_scan(s, 0, 36500, &c.days))
   {
     problem(&c, "invalid CHECKDAYS %s: expected a number of days", s) ;
     c.days = CHECK_DAYS ;
   }
   check_tlsa_values(&c, envp) ;
-  loaded = check_pairs(&c, envp, 0, "") ;
+  c.loaded = check_pairs(&c, envp, 0, "") ;
   if (o->mode == CHECK_MODE_REPORT)
   {
-    if (loaded) check_context(&c, envp, o->cfg, "") ;
+    if (c.loaded) check_context(&c, envp, o->cfg, "") ;
     check_tickets(&c, envp) ;
   }
   check_rules(&c, envp) ;

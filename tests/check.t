@@ -194,6 +194,14 @@ out, bad = problems("a rule's pair whose key does not match", GOOD, 1,
 like("\n".join(out), r"(?m)^sslserver: check: rule \"127\.0\.0\.3\": CERTFILE %s: ok: CN=other" % re.escape(other["pem"]),
      "the rule with a good pair has its ok line")
 ok(len(out) == 2, "the default pair and the good rule's: two ok lines (rules setting no TLS variable are not checked)", out)
+cdb2 = path("rules2.cdb")
+text = '127.0.0.5:allow,CIPHERS="ECDHE-ECDSA-AES128-GCM-SHA256"\n127.0.0.6:allow,CIPHERS="NO-SUCH-CIPHER"\n'
+r = subprocess.run(["tcprules", cdb2, cdb2 + ".tmp"], input=text.encode(), capture_output=True, timeout=suite.patience(10))
+is_(r.returncode, 0, "tcprules built the second cdb")
+problems("a rule's unusable CIPHERS", GOOD, 1, r"^sslserver: fatal: \(111\) check: rule \"127\.0\.0\.6\": unable to set cipher list: "
+         r"NO-SUCH-CIPHER", opts=["-x", cdb2])
+problems("the server's own key not matching, with rules that set TLS variables", dict(GOOD, KEYFILE=other["key"]), 1,
+         r"check: CERTFILE %s: unable to load key" % re.escape(good["pem"]), opts=["-x", cdb2])
 problems("-x cdb missing", GOOD, 1, r"unable to read rules %s" % re.escape(path("nope.cdb")), opts=["-x", path("nope.cdb")])
 rc, out, err = check(GOOD, ["-X", "-x", path("nope.cdb")])
 is_((rc, err), (0, []), "-X with the cdb missing: no problem")
