@@ -2,7 +2,9 @@
 # Under supervisors and service managers, with the real tools: systemd
 # socket activation (systemd-socket-activate, Accept=no) hands sslserver its
 # listening socket on descriptor 3 and the program never sees LISTEN_*;
-# what cannot be served that way is a one-line start-up error; the sd_notify datagrams (READY, RELOADING
+# what cannot be served that way is a one-line start-up error; sslhandoff
+# under Accept=yes (--accept --inetd) takes the client from the socket or
+# from REMOTE_ADDR/REMOTE_PORT; the sd_notify datagrams (READY, RELOADING
 # with MONOTONIC_USEC, STOPPING) on a NOTIFY_SOCKET the test binds; s6's
 # readiness (notification-fd 1, the -1 line) with s6-supervise and
 # s6-svwait -U; REUSEPORT: two sslserver instances share one port and both
@@ -28,6 +30,7 @@ ENV = {"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]}
 SETENV = ["-E", "CERTFILE=" + leaf["pem"], "-E", "KEYFILE=" + leaf["key"]]
 ctx = suite.client_context(ca["crt"])
 SSLSERVER = suite.prog("sslserver")
+HANDOFF = suite.prog("sslhandoff")
 APP = [suite.PYTHON, suite.REPORT]
 LISTEN = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 
@@ -155,6 +158,42 @@ def activation_errors():
     ok(env and not [v for v in LISTEN if v in env], "LISTEN_PID of another process: the program does not see LISTEN_*",
        env)
     srv.stop()
+
+
+# ---------------------------------------------------------------- Accept=yes
+def accept_yes():
+    sa = Activate(["--accept", "--inetd"] + SETENV, [HANDOFF] + APP)
+    ok(sa.ports, "Accept=yes: systemd-socket-activate --accept --inetd listens", sa.log())
+    if not sa.ports:
+        return
+    port = sa.ports[0]
+    rep = report_from(port, source="127.0.0.2")
+    env = suite.env_of(rep)
+    diag("systemd-socket-activate --accept --inetd set: %s" %
+         sorted(k for k in env if k in ("REMOTE_ADDR", "REMOTE_PORT", "LISTEN_FDS", "LISTEN_PID")))
+    ok(env.get("SSLREMOTEIP") == "127.0.0.2", "Accept=yes: SSLREMOTEIP is the client's address",
+       "got: %r\n%s" % (env.get("SSLREMOTEIP"), sa.log()))
+    is_(env.get("SSLLOCALIP"), "127.0.0.1", "Accept=yes: SSLLOCALIP is the socket's address")
+    is_(env.get("SSLLOCALPORT"), str(port), "Accept=yes: SSLLOCALPORT is the socket's port")
+    sa.stop()
+
+    # systemd's Accept=yes sets REMOTE_ADDR and REMOTE_PORT (an IPv6 socket
+    # may show an IPv4 client v4-mapped); systemd-socket-activate sets
+    # neither, so they are given to it here as systemd would set them
+    sa = Activate(["--accept", "--inetd", "-E", "REMOTE_ADDR=::ffff:192.0.2.7", "-E", "REMOTE_PORT=4242"] + SETENV,
+                  [HANDOFF] + APP)
+    env = suite.env_of(report_from(sa.ports[0], source="127.0.0.2")) if sa.ports else {}
+    is_(env.get("SSLREMOTEIP"), "192.0.2.7", "REMOTE_ADDR: SSLREMOTEIP taken from it, v4-mapped shown dotted")
+    is_(env.get("SSLREMOTEPORT"), "4242", "REMOTE_PORT: SSLREMOTEPORT taken from it")
+    is_(env.get("SSLLOCALIP"), "127.0.0.1", "REMOTE_ADDR: the local address still from the socket")
+    sa.stop()
+
+    sa = Activate(["--accept", "--inetd", "-E", "REMOTE_ADDR=192.0.2.7", "-E", "REMOTE_PORT=4242",
+                   "-E", "TCPREMOTEIP=198.51.100.9", "-E", "TCPREMOTEPORT=25"] + SETENV, [HANDOFF] + APP)
+    env = suite.env_of(report_from(sa.ports[0], source="127.0.0.2")) if sa.ports else {}
+    is_((env.get("SSLREMOTEIP"), env.get("SSLREMOTEPORT")), ("198.51.100.9", "25"),
+        "TCPREMOTEIP set: it wins over REMOTE_ADDR")
+    sa.stop()
 
 
 # ---------------------------------------------------------------- NOTIFY_SOCKET
@@ -322,6 +361,7 @@ def reuseport():
 
 scenario("Accept=no", accept_no)
 scenario("activation errors", activation_errors)
+scenario("Accept=yes", accept_yes)
 scenario("NOTIFY_SOCKET", notify)
 scenario("s6", s6)
 scenario("REUSEPORT", reuseport)
