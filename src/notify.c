@@ -14,29 +14,38 @@
 #include "log.h"
 #include "notify.h"
 
+static int notify_address (notify *n, char const *s)
+{
+  size_t len = strlen(s) ;
+  memset(&n->sa, 0, sizeof(n->sa)) ;
+  n->sa.sun_family = AF_UNIX ;
+  if ((s[0] != '/' && s[0] != '@') || len < 2)
+  {
+    log_warn("unable to notify the service manager: NOTIFY_SOCKET is not an absolute path or @name: ", s) ;
+    return 0 ;
+  }
+  /* a path needs room for its NUL; "@name" is in the abstract namespace,
+     where the name starts with a NUL and its length is the address's */
+  if (len + (s[0] == '/') > sizeof(n->sa.sun_path))
+  {
+    log_warn("unable to notify the service manager: NOTIFY_SOCKET too long: ", s) ;
+    return 0 ;
+  }
+  memcpy(n->sa.sun_path, s, len) ;
+  if (s[0] == '@') n->sa.sun_path[0] = 0 ;
+  n->salen = offsetof(struct sockaddr_un, sun_path) + len + (s[0] == '/') ;
+  return 1 ;
+}
+
 void notify_init (notify *n)
 {
   char const *s = getenv("NOTIFY_SOCKET") ;
-  size_t len ;
   n->fd = -1 ;
-  if (!s) return ;
-  len = strlen(s) ;
-  memset(&n->sa, 0, sizeof(n->sa)) ;
-  n->sa.sun_family = AF_UNIX ;
-  if ((s[0] != '/' && s[0] != '@') || len < 2 || len > sizeof(n->sa.sun_path))
+  if (s && notify_address(n, s))
   {
-    log_warn("unable to notify the service manager: NOTIFY_SOCKET is not an absolute path or @name: ", s) ;
-    goto end ;
+    n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) ;
+    if (n->fd == -1) log_warn("unable to create a socket to notify the service manager: ", strerror(errno)) ;
   }
-  memcpy(n->sa.sun_path, s, len) ;
-  /* "@name": the abstract namespace, where the name starts with a NUL and
-     its length is the address's, not up to a NUL */
-  if (s[0] == '@') n->sa.sun_path[0] = 0 ;
-  else if (len == sizeof(n->sa.sun_path)) { log_warn("unable to notify the service manager: NOTIFY_SOCKET too long: ", s) ; goto end ; }
-  n->salen = offsetof(struct sockaddr_un, sun_path) + len + (s[0] == '/') ;
-  n->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) ;
-  if (n->fd == -1) log_warn("unable to create a socket to notify the service manager: ", strerror(errno)) ;
- end:
   unsetenv("NOTIFY_SOCKET") ;
 }
 

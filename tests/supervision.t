@@ -285,6 +285,12 @@ def notify():
          "a warning")
     is_(srv.stop(), 0, "NOTIFY_SOCKET nobody listens on: SIGTERM, exit 0")
 
+    srv = suite.Server(["-v"], env=dict(ENV, NOTIFY_SOCKET="relative/path"))
+    ok(srv.port and report_from(srv.port) is not None, "NOTIFY_SOCKET a relative path: a client is served")
+    like(srv.log(), r"^sslserver: warning: unable to notify the service manager: NOTIFY_SOCKET is not an absolute "
+         r"path or @name: relative/path$", "NOTIFY_SOCKET a relative path: a warning naming it")
+    srv.stop()
+
 
 # ---------------------------------------------------------------- s6
 def s6():
@@ -320,7 +326,7 @@ def s6():
         like(st, r"^down \(exitcode 0\)", "s6: it stopped cleanly (exit 0)")
         ok(suite.connection_refused(port), "s6: nothing listens any more")
     finally:
-        suite.run(["s6-svc", "-x", svc])
+        suite.run(["s6-svc", "-dx", svc])
         try:
             sup.wait(suite.patience(10))
         except subprocess.TimeoutExpired:
