@@ -566,7 +566,6 @@ int main (int argc, char const *const *argv)
   if (s.o.envuidgid) privs_envuidgid(&s.o.conn.uid, &s.o.conn.gid) ;
   activated = listener_activated() ;
   if (activated && s.o.password) die_x(100, "-3 conflicts with socket activation: descriptor 3 is the listening socket") ;
-  notify_init(&s.notify) ;
   {
     char const *m = getenv("MAXCONIP") ;
     if (m && *m && !number_scan(m, 1, UINT_MAX, &s.maxconip)) die_x(100, "invalid MAXCONIP: ", m) ;
@@ -594,6 +593,7 @@ int main (int argc, char const *const *argv)
   /* once nothing can stop the start-up, so that a start-up error stays
      one line; before the port is announced and the first client accepted */
   privs_warn_root_engine(&s.o.engine) ;
+  notify_init(&s.notify) ;
   /* before anyone is told we are ready, who may then signal us at once */
   trap_signals(&s) ;
   if (s.o.printport) print_port(ip, port) ;

@@ -290,6 +290,8 @@ def notify():
     like(srv.log(), r"^sslserver: warning: unable to notify the service manager: NOTIFY_SOCKET is not an absolute "
          r"path or @name: relative/path$", "NOTIFY_SOCKET a relative path: a warning naming it")
     srv.stop()
+    rc, err = suite.start_failure(env={"CERTFILE": "/nonexistent", "NOTIFY_SOCKET": "relative/path"})
+    ok(rc == 111 and len(one_line(err)) == 1, "a start-up error with a bad NOTIFY_SOCKET is still one line", err)
 
 
 # ---------------------------------------------------------------- s6
