@@ -413,6 +413,8 @@ static void new_connection (server *s)
     selfpipe_finish() ;
     fd_close(s->lfd) ;
     fd_close(counters_fd()) ;
+    /* the service manager hears from the main process only */
+    if (s->notify.fd >= 0) fd_close(s->notify.fd) ;
     /* the other connections' report sockets are not this one's to hold */
     for (unsigned int i = 0 ; i < s->children ; i++) if (s->table[i].report >= 0) fd_close(s->table[i].report) ;
     if (report[0] >= 0) fd_close(report[0]) ;
