@@ -1,8 +1,11 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -62,7 +65,7 @@ static void resolve (char const *host, int prefer4, int prefer6, struct sockaddr
   freeaddrinfo(res) ;
 }
 
-int listener_open (char const *host, char const *port, int prefer4, int prefer6, unsigned int backlog, char *ip, char *portfmt)
+int listener_open (char const *host, char const *port, int prefer4, int prefer6, unsigned int backlog, int reuseport, char *ip, char *portfmt)
 {
   struct sockaddr_storage ss ;
   socklen_t len ;
@@ -75,6 +78,7 @@ int listener_open (char const *host, char const *port, int prefer4, int prefer6,
   fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) ;
   if (fd == -1) dieu_sys(111, "create socket") ;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1) dieu_sys(111, "set socket options") ;
+  if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) dieu_sys(111, "set SO_REUSEPORT") ;
   if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) == -1)
     dieu_sys(111, "set socket options") ;
   connenv_fmtaddr(&ss, ip, portfmt) ;
@@ -84,4 +88,39 @@ int listener_open (char const *host, char const *port, int prefer4, int prefer6,
   if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1) dieu_sys(111, "get local address") ;
   connenv_fmtaddr(&ss, ip, portfmt) ;
   return fd ;
+}
+
+int listener_activated (void)
+{
+  char const *pid = getenv("LISTEN_PID") ;
+  char const *fds = getenv("LISTEN_FDS") ;
+  unsigned int n ;
+  int ours = pid && number_scan(pid, 1, UINT_MAX, &n) && (pid_t)n == getpid() ;
+  if (ours && (!fds || !number_scan(fds, 1, 1, &n)))
+    die_x(111, "unable to serve the sockets of socket activation: LISTEN_FDS=", fds ? fds : "(not set)", " but exactly one socket is served") ;
+  unsetenv("LISTEN_FDS") ;
+  unsetenv("LISTEN_PID") ;
+  unsetenv("LISTEN_FDNAMES") ;
+  return ours ;
+}
+
+int listener_inherit (char *ip, char *portfmt)
+{
+  struct sockaddr_storage ss ;
+  socklen_t len = sizeof(int) ;
+  int type, listening, flags ;
+  if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+    dieu_sys(111, "use descriptor 3 from socket activation") ;
+  len = sizeof(int) ;
+  if (type != SOCK_STREAM || getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 || !listening)
+    dieu_x(111, "use descriptor 3 from socket activation: not a listening stream socket") ;
+  len = sizeof(ss) ;
+  if (getsockname(3, (struct sockaddr *)&ss, &len) == -1) dieu_sys(111, "get the local address of descriptor 3") ;
+  if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
+    dieu_x(111, "use descriptor 3 from socket activation: not a TCP socket") ;
+  flags = fcntl(3, F_GETFL) ;
+  if (flags == -1 || fcntl(3, F_SETFL, flags | O_NONBLOCK) == -1 || fcntl(3, F_SETFD, FD_CLOEXEC) == -1)
+    dieu_sys(111, "set descriptor 3 non-blocking and close-on-exec") ;
+  connenv_fmtaddr(&ss, ip, portfmt) ;
+  return 3 ;
 }

@@ -11,7 +11,8 @@ int number_scanb (char const *s, size_t len, unsigned int min, unsigned int max,
   for (size_t i = 0 ; i < len ; i++)
   {
     unsigned int d = (unsigned char)s[i] - '0' ;
-    if (d > 9 || v > (max - d) / 10) return 0 ;
+    /* d > max first: max - d must not wrap round */
+    if (d > 9 || d > max || v > (max - d) / 10) return 0 ;
     v = v * 10 + d ;
   }
   if (v < min) return 0 ;

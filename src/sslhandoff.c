@@ -40,11 +40,21 @@ static void copyvar (char *dst, size_t max, char const *name)
   dst[n] = 0 ;
 }
 
- /* The connection as the UCSPI server before us described it, else as the
-    socket on fd 0 tells. */
+ /* The connection as the UCSPI server before us described it, else as
+    systemd's Accept=yes did (REMOTE_ADDR, REMOTE_PORT), else as the socket
+    on fd 0 tells. */
 static void connection_info (conninfo *ci)
 {
-  if (!getenv("TCPREMOTEIP")) connenv_fromsocket(ci, 0) ;
+  if (!getenv("TCPREMOTEIP"))
+  {
+    connenv_fromsocket(ci, 0) ;
+    if (getenv("REMOTE_ADDR"))
+    {
+      ci->remoteport[0] = 0 ;
+      copyvar(ci->remoteip, sizeof(ci->remoteip), "REMOTE_ADDR") ;
+      copyvar(ci->remoteport, sizeof(ci->remoteport), "REMOTE_PORT") ;
+    }
+  }
   copyvar(ci->localip, sizeof(ci->localip), "TCPLOCALIP") ;
   copyvar(ci->localport, sizeof(ci->localport), "TCPLOCALPORT") ;
   copyvar(ci->remoteip, sizeof(ci->remoteip), "TCPREMOTEIP") ;

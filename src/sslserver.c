@@ -40,6 +40,7 @@
 #include "rules.h"
 #include "tickets.h"
 #include "counters.h"
+#include "notify.h"
 #include "check.h"
 
 #define USAGE "sslserver [ -1346CUXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
@@ -142,6 +143,7 @@ static void log_config (options const *o)
   char n[UINT_FMT] ;
   for (tlsctx_var const *v = tlsctx_vars ; v->name ; v++) log_setting(v->name, v->dflt) ;
   log_setting("MAXCONIP", 0) ;
+  log_setting("REUSEPORT", 0) ;
   for (char **e = environ ; *e ; e++)
     if ((*e)[strcspn(*e, ":=")] == ':' && tlsctx_var_has(*e, TLSCTX_VAR_NAMED)) log_line("config: ", *e) ;
   n[uint_fmt(n, o->limit)] = 0 ;
@@ -179,6 +181,7 @@ struct server_s
   proxy_list proxies ;          /* PROXYFROM */
   int lfd ;
   int spfd ;
+  notify notify ;               /* systemd's NOTIFY_SOCKET */
   unsigned int children ;
   child *table ;                /* o.limit entries */
   iopause_fd *x ;               /* o.limit + 3 entries */
@@ -210,15 +213,21 @@ static void reload (server *s)
 {
   char err[1024] ;
   SSL_CTX *fresh ;
+  notify_reloading(&s->notify) ;
   check_material(s, CHECK_MODE_RELOAD) ;
   if (!s->ticketkeyfile) rotate_tickets(s) ;
   else if (!tickets_load(s->ticketkeyfile, err, sizeof(err))) log_warn(err, ", keeping the previous keys") ;
   fresh = tlsctx_server((char const *const *)environ, &s->cfg, err, sizeof(err)) ;
-  if (!fresh) { log_warn("unable to reload TLS material, keeping the previous one: ", err) ; return ; }
-  SSL_CTX_free(s->ctx) ;
-  s->ctx = fresh ;
-  tlsctx_warmup(s->ctx) ;
-  log_status("reloaded TLS material") ;
+  if (!fresh) log_warn("unable to reload TLS material, keeping the previous one: ", err) ;
+  else
+  {
+    SSL_CTX_free(s->ctx) ;
+    s->ctx = fresh ;
+    tlsctx_warmup(s->ctx) ;
+    log_status("reloaded TLS material") ;
+  }
+  /* serving again, with the old material or the new */
+  notify_ready(&s->notify) ;
 }
 
  /* Connections of the client at ip, among those whose address is known. */
@@ -269,7 +278,7 @@ static void handle_signals (server *s)
     {
       case -1 : dieu_sys(111, "read selfpipe") ;
       case 0 : return ;
-      case SIGTERM : _exit(0) ;
+      case SIGTERM : notify_stopping(&s->notify) ; _exit(0) ;
       case SIGHUP : reload(s) ; break ;
       case SIGUSR1 : counters_read() ; counters_log() ; break ;
       case SIGCHLD : reap(s) ; break ;
@@ -415,6 +424,8 @@ static void new_connection (server *s)
     selfpipe_finish() ;
     fd_close(s->lfd) ;
     fd_close(counters_fd()) ;
+    /* the service manager hears from the main process only */
+    if (s->notify.fd >= 0) fd_close(s->notify.fd) ;
     /* the other connections' report sockets are not this one's to hold */
     for (unsigned int i = 0 ; i < s->children ; i++) if (s->table[i].report >= 0) fd_close(s->table[i].report) ;
     if (report[0] >= 0) fd_close(report[0]) ;
@@ -485,6 +496,12 @@ static void trap_signals (server *s)
   if (!selfpipe_trapset(&set)) dieu_sys(111, "trap signals") ;
 }
 
+static int reuseport (void)
+{
+  char const *s = getenv("REUSEPORT") ;
+  return s && *s ;
+}
+
 static void stdio_to_devnull (void)
 {
   int null = open("/dev/null", O_RDWR) ;
@@ -550,6 +567,7 @@ int main (int argc, char const *const *argv)
     },
   } ;
   char ip[CONNENV_IPFMT], port[CONNENV_PORTFMT] ;
+  int activated ;
 
   PROG = "sslserver" ;
   tlsctx_init() ;
@@ -559,6 +577,8 @@ int main (int argc, char const *const *argv)
   if (fcntl(0, F_GETFD) == -1 && open("/dev/null", O_RDONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (fcntl(1, F_GETFD) == -1 && open("/dev/null", O_WRONLY) == -1) dieu_sys(111, "open /dev/null") ;
   if (s.o.envuidgid) privs_envuidgid(&s.o.conn.uid, &s.o.conn.gid) ;
+  activated = listener_activated() ;
+  if (activated && s.o.password) die_x(100, "-3 conflicts with socket activation: descriptor 3 is the listening socket") ;
   {
     char const *m = getenv("MAXCONIP") ;
     if (m && *m && !number_scan(m, 1, UINT_MAX, &s.maxconip)) die_x(100, "invalid MAXCONIP: ", m) ;
@@ -587,13 +607,17 @@ int main (int argc, char const *const *argv)
   s.x = alloc((s.o.limit + 3) * sizeof(iopause_fd)) ;
   s.xchild = alloc((s.o.limit + 3) * sizeof(unsigned int)) ;
   if (!s.table || !s.x || !s.xchild) dieu_sys(111, "allocate the connection table") ;
-  s.lfd = listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, ip, port) ;
+  s.lfd = activated ? listener_inherit(ip, port)
+    : listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, reuseport(), ip, port) ;
   /* once nothing can stop the start-up, so that a start-up error stays
      one line; before the port is announced and the first client accepted */
   privs_warn_root_engine(&s.o.engine) ;
+  notify_init(&s.notify) ;
+  /* before anyone is told we are ready, who may then signal us at once */
+  trap_signals(&s) ;
   if (s.o.printport) print_port(ip, port) ;
   stdio_to_devnull() ;
-  trap_signals(&s) ;
+  notify_ready(&s.notify) ;
   tain_now_set_stopwatch_g() ;
   log_status_count(0, s.o.limit) ;
   tain_addsec_g(&s.rotation, TICKETS_ROTATE_SECS) ;

@@ -31,9 +31,11 @@
 #     (tests/proxy.t; nginx's stream module is a package of its own)
 #   strace: tests/check.t shows that check mode makes no fork and opens
 #     no socket
+#   systemd: systemd-socket-activate hands sockets over (tests/supervision.t)
+#   s6: s6-supervise and s6-svwait wait for readiness (tests/supervision.t)
 #   fail2ban: fail2ban-regex runs examples/fail2ban's filter on real
 #     failed-handshake lines (tests/fail2ban.t)
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban strace"
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban systemd s6 strace"
 
 if command -v dpkg-query >/dev/null 2>&1 ; then
   missing=
@@ -60,7 +62,8 @@ bad=0
 lack () { echo "deps: missing: $1" >&2 ; bad=1 ; }
 
 for c in cc make openssl perl prove gnutls-cli gnutls-serv tcpserver tcprules tcprulescheck cdb swaks man ss \
-         ps setpriv unshare clang valgrind testssl stunnel4 haproxy nginx fail2ban-regex strace ; do
+         ps setpriv unshare clang valgrind testssl stunnel4 haproxy nginx fail2ban-regex \
+         systemd-socket-activate s6-supervise s6-svwait strace ; do
   command -v "$c" >/dev/null 2>&1 || lack "the command $c (used by the build, the tests, make fuzz or the bench)"
 done
 [ -x /usr/bin/python3 ] || lack "/usr/bin/python3 (every test is a Python script run by prove)"

@@ -72,23 +72,6 @@ def resumes(made_on, offered_on, version):
     return reused, env.get("SSL_SESSION_RESUMED") if isinstance(env, dict) else env
 
 
-def ticket_key_name(port):
-    """The key name (first 16 bytes) of the ticket a new session gets, read
-    with openssl s_client -sess_out and openssl sess_id -text."""
-    out = os.path.join(D, "sess.pem")
-    if os.path.exists(out):
-        os.unlink(out)
-    suite.s_client(port, ["-CAfile", ca["crt"], "-servername", "localhost", "-sess_out", out], input=b"quit\n")
-    if not os.path.exists(out):
-        return None
-    text = subprocess.run(["openssl", "sess_id", "-in", out, "-noout", "-text"], capture_output=True).stdout.decode()
-    m = re.search(r"TLS session ticket:\n((?:\s*[0-9a-f]{4} - .*\n)+)", text)
-    if not m:
-        return None
-    hexbytes = re.findall(r"\b[0-9a-f]{2}\b", " ".join(l.split(" - ", 1)[1][:48] for l in m.group(1).splitlines()))
-    return "".join(hexbytes[:16])
-
-
 K1, K2, K3 = new_key(), new_key(), new_key()
 KEYS = os.path.join(D, "ticketkeys")
 write_keys(KEYS, [K1])
@@ -109,7 +92,7 @@ for version in ("1.3", "1.2"):
         "TLSv%s: without TICKETKEYFILE, another service's sessions do not resume (its keys are its own)" % version)
 env, _, _ = session(a.port, "1.3")
 ok(isinstance(env, dict) and "TICKETKEYFILE" not in env, "the program never sees TICKETKEYFILE", env if not isinstance(env, dict) else "")
-is_(ticket_key_name(a.port), key_name(K1), "tickets are issued under the first line's key name")
+is_(suite.ticket_key_name(a.port, ca["crt"]), key_name(K1), "tickets are issued under the first line's key name")
 
 # sslhandoff under tcpserver, with the same file, in the fleet
 h = suite.PortCommand(["tcpserver", "-1", "-HR", "127.0.0.1", "0", suite.prog("sslhandoff")] + APP,
@@ -133,7 +116,7 @@ for srv in (a, b):
     n = suite.log_count(srv, r"^sslserver: reloaded TLS material$")
     srv.signal(1)
     ok(suite.wait_until(lambda: suite.log_count(srv, r"^sslserver: reloaded TLS material$") > n), "SIGHUP: reloaded")
-is_(ticket_key_name(a.port), key_name(K2), "after the rotation, tickets are issued under the new first line")
+is_(suite.ticket_key_name(a.port, ca["crt"]), key_name(K2), "after the rotation, tickets are issued under the new first line")
 for v, sess in sessions.items():
     env, reused, renewed = session(b.port, v, sess)
     is_(reused, True, "TLSv%s: a session under the second line's key still resumes on the other instance" % v)
@@ -191,31 +174,16 @@ like(r.stderr.decode(), r"^sslhandoff: fatal: \(111\) unable to read TICKETKEYFI
 # goes to the other instance and resumes there
 write_keys(KEYS, [K1])
 backends = [suite.Server(["-v", "-H"], app=APP, env=dict(BASE, TICKETKEYFILE=KEYS, PROXYFROM="127.0.0.1")) for _ in range(2)]
-bport = suite.free_port()
-cfg = os.path.join(D, "haproxy.cfg")
-with open(cfg, "w") as f:
-    f.write("global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
-            "frontend smtps\n  bind 127.0.0.1:%d\n  default_backend mx\n"
-            "backend mx\n  balance roundrobin\n  server a 127.0.0.1:%d send-proxy-v2\n  server b 127.0.0.1:%d send-proxy-v2\n"
-            % (bport, backends[0].port, backends[1].port))
-hp = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL, stderr=open(cfg + ".log", "wb"))
-
-
-def listening(port):
-    want = "0100007F:%04X" % port
-    with open("/proc/net/tcp") as f:
-        return any(l.split()[1] == want and l.split()[3] == "0A" for l in f.readlines()[1:])
-
-
-if ok(suite.wait_until(lambda: listening(bport)), "haproxy listening", open(cfg + ".log").read()):
+hp = suite.Haproxy([b.port for b in backends], "send-proxy-v2")
+bport = hp.port
+if ok(hp.up, "haproxy listening", hp.log()):
     for version in ("1.3", "1.2"):
         env, _, sess = session(bport, version, source=("127.0.0.2", 0))
         env2, reused, _ = session(bport, version, sess, source=("127.0.0.2", 0))
         is_((reused, env2.get("SSL_SESSION_RESUMED") if isinstance(env2, dict) else env2), (True, "Resumed"),
             "TLSv%s through haproxy: the next connection, on the other instance, resumes" % version)
     ok(all(srv.wait_log(r"^sslserver: pid \d+ from 127\.0\.0\.2$") for srv in backends), "haproxy: both instances served the client")
-hp.terminate()
-hp.wait(suite.patience(10))
+hp.stop()
 for srv in backends:
     srv.stop()
 
@@ -288,12 +256,12 @@ for old, new in ports.items():
 cfg = os.path.join(D, "fleet-haproxy.cfg")
 with open(cfg, "w") as f:
     f.write(cfgtext)
-ok(all(suite.wait_until(lambda p=p: listening(int(p))) for p in ports.values()), "the two instances listen",
+ok(all(suite.wait_until(lambda p=p: suite.listening(int(p))) for p in ports.values()), "the two instances listen",
    "".join(instance_log(p)[-300:] for _, _, p in instances))
 hp = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL, stderr=open(cfg + ".log", "wb"))
 
 
-if ok(suite.wait_until(lambda: listening(fport)), "examples/fleet/haproxy.cfg: haproxy listening", open(cfg + ".log").read()):
+if ok(suite.wait_until(lambda: suite.listening(fport)), "examples/fleet/haproxy.cfg: haproxy listening", open(cfg + ".log").read()):
     env, _, sess = session(fport, "1.3", source=("127.0.0.2", 0))
     env2, reused, _ = session(fport, "1.3", sess, source=("127.0.0.2", 0))
     is_((env.get("SSLREMOTEIP") if isinstance(env, dict) else env, env.get("RULES") if isinstance(env, dict) else None),

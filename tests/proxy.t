@@ -419,17 +419,6 @@ srv.stop()
 # ---------------------------------------------------------------- real balancers
 
 
-def wait_port(port):
-    """Until something listens on 127.0.0.1:port (read off /proc/net/tcp, so
-    that no connection is made to find out)."""
-    want = "0100007F:%04X" % port
-
-    def up():
-        with open("/proc/net/tcp") as f:
-            return any(l.split()[1] == want and l.split()[3] == "0A" for l in f.readlines()[1:])
-    return suite.wait_until(up, 10)
-
-
 def balanced_sessions(bport, srcs):
     out = []
     for src in srcs:
@@ -442,16 +431,10 @@ r = subprocess.run(["tcprules", cdb2, cdb2 + ".tmp"], input=b'127.0.0.3:deny\n12
                    capture_output=True, timeout=suite.patience(10))
 backends = [suite.Server(["-v", "-H", "-x", cdb2], app=APP, env=dict(ENV, PROXYFROM="127.0.0.1")) for _ in range(2)]
 for mode in ("send-proxy", "send-proxy-v2"):
-    bport = suite.free_port()
-    cfg = os.path.join(D, "haproxy-%s.cfg" % mode)
-    with open(cfg, "w") as f:
-        f.write("global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
-                "frontend smtps\n  bind 127.0.0.1:%d\n  default_backend mx\n"
-                "backend mx\n  balance roundrobin\n  server a 127.0.0.1:%d %s\n  server b 127.0.0.1:%d %s\n"
-                % (bport, backends[0].port, mode, backends[1].port, mode))
-    hp = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL, stderr=open(cfg + ".log", "wb"))
-    if not ok(wait_port(bport), "haproxy %s: listening" % mode, open(cfg + ".log").read()):
-        hp.kill()
+    hp = suite.Haproxy([b.port for b in backends], mode)
+    bport = hp.port
+    if not ok(hp.up, "haproxy %s: listening" % mode, hp.log()):
+        hp.stop()
         continue
     envs = balanced_sessions(bport, ["127.0.0.2", "127.0.0.2", "127.0.0.5"])
     is_([e.get("SSLREMOTEIP") if isinstance(e, dict) else e for e in envs], ["127.0.0.2", "127.0.0.2", "127.0.0.5"],
@@ -466,8 +449,7 @@ for mode in ("send-proxy", "send-proxy-v2"):
        "haproxy %s: round robin reached both instances" % mode)
     ok(any(b.wait_log(r"^sslserver: deny \d+ .*:127\.0\.0\.3::\d+$", 1) for b in backends),
        "haproxy %s: the deny line names the real client" % mode)
-    hp.terminate()
-    hp.wait(suite.patience(10))
+    hp.stop()
 for b in backends:
     is_(suite.log_problems(b), [], "haproxy: nothing wrong logged by an instance")
     b.stop()
@@ -483,7 +465,7 @@ with open(conf, "w") as f:
             "stream { server { listen 127.0.0.1:%d; proxy_pass 127.0.0.1:%d; proxy_protocol on; } }\n"
             % (ndir, ndir, nport, srv.port))
 ng = subprocess.Popen(["nginx", "-c", conf, "-p", ndir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-if ok(wait_port(nport), "nginx stream with proxy_protocol on: listening", open(os.path.join(ndir, "error.log")).read()[-500:]):
+if ok(suite.wait_until(lambda: suite.listening(nport)), "nginx stream with proxy_protocol on: listening", open(os.path.join(ndir, "error.log")).read()[-500:]):
     env = session(nport, b"", src="127.0.0.6")
     is_(env.get("SSLREMOTEIP") if isinstance(env, dict) else env, "127.0.0.6", "nginx: the program sees the real client")
     if isinstance(env, dict):

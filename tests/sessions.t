@@ -290,31 +290,14 @@ for version in ("1.2", "1.3"):
 srv.stop()
 
 
-def ticket_key_name(port):
-    """The key name (the first 16 bytes) of the ticket a new session gets,
-    from openssl s_client -sess_out and openssl sess_id -text."""
-    out = pki.path("sess.pem")
-    if os.path.exists(out):
-        os.unlink(out)
-    suite.s_client(port, ["-CAfile", ca["crt"], "-servername", "localhost", "-sess_out", out], input=b"quit\n")
-    if not os.path.exists(out):
-        return None
-    text = subprocess.run(["openssl", "sess_id", "-in", out, "-noout", "-text"], capture_output=True).stdout.decode()
-    m = re.search(r"TLS session ticket:\n((?:\s*[0-9a-f]{4} - .*\n)+)", text)
-    if not m:
-        return None
-    hexbytes = re.findall(r"\b[0-9a-f]{2}\b", " ".join(l.split(" - ", 1)[1][:48] for l in m.group(1).splitlines()))
-    return "".join(hexbytes[:16])
-
-
 srv = faked_server(["-v"], BASE)
-first = ticket_key_name(srv.port)
+first = suite.ticket_key_name(srv.port, ca["crt"])
 ok(first, "a ticket's key name is read from s_client's session", first)
-is_(ticket_key_name(srv.port), first, "within the hour, tickets are issued under the same key")
+is_(suite.ticket_key_name(srv.port, ca["crt"]), first, "within the hour, tickets are issued under the same key")
 # The server sleeps in iopause until a connection comes: the connection
 # that wakes it an hour later must already get a ticket under a new key.
 set_clock(3660)
-second = ticket_key_name(srv.port)
+second = suite.ticket_key_name(srv.port, ca["crt"])
 ok(second and second != first, "an hour later, the first connection gets a ticket under a new key (the rotation was not postponed by it)",
    "%s then %s" % (first, second))
 srv.stop()

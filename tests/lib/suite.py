@@ -932,3 +932,66 @@ def vm_rss_kb(pid):
         return int(st["VmRSS"].split()[0])
     except (TypeError, KeyError, ValueError, IndexError):
         return None
+
+
+# ---------------------------------------------------------------- balancers, tickets
+
+def listening(port, host="127.0.0.1"):
+    """Whether something listens on host:port (IPv4), read off
+    /proc/net/tcp, so that no connection is made to find out (a probe
+    would be a failed handshake in the server's log)."""
+    want = "%s:%04X" % ("".join("%02X" % int(b) for b in reversed(host.split("."))), port)
+    with open("/proc/net/tcp") as f:
+        return any(l.split()[1] == want and l.split()[3] == "0A" for l in f.readlines()[1:])
+
+
+class Haproxy:
+    """Debian's haproxy in front of backends (ports on 127.0.0.1), round
+    robin, each connection sent with `send` (send-proxy, send-proxy-v2, or
+    "" for none), on a free port of 127.0.0.1; .up says whether it
+    listens (bounded wait), .log() what it said."""
+
+    def __init__(self, backends, send="send-proxy-v2"):
+        d = tmpdir()
+        self.port = free_port()
+        self.cfg = os.path.join(d, "haproxy.cfg")
+        with open(self.cfg, "w") as f:
+            f.write("global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
+                    "  timeout server 30s\nfrontend front\n  bind 127.0.0.1:%d\n  default_backend back\n"
+                    "backend back\n  balance roundrobin\n" % self.port)
+            for i, p in enumerate(backends):
+                f.write("  server s%d 127.0.0.1:%d %s\n" % (i, p, send))
+        self.logpath = self.cfg + ".log"
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.cfg], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.logpath, "wb"))
+        atexit.register(self.stop)
+        self.up = wait_until(lambda: listening(self.port), 10)
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(patience(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def ticket_key_name(port, cafile):
+    """The key name (the first 16 bytes, hex) of the session ticket a new
+    session with the server on port gets, read with openssl s_client
+    -sess_out and openssl sess_id -text; None if none came."""
+    out = os.path.join(tmpdir(), "sess.pem")
+    s_client(port, ["-CAfile", cafile, "-servername", "localhost", "-sess_out", out], input=b"quit\n")
+    if not os.path.exists(out):
+        return None
+    text = subprocess.run(["openssl", "sess_id", "-in", out, "-noout", "-text"], capture_output=True).stdout.decode()
+    m = re.search(r"TLS session ticket:\n((?:\s*[0-9a-f]{4} - .*\n)+)", text)
+    if not m:
+        return None
+    hexbytes = re.findall(r"\b[0-9a-f]{2}\b", " ".join(l.split(" - ", 1)[1][:48] for l in m.group(1).splitlines()))
+    return "".join(hexbytes[:16])
