@@ -172,6 +172,14 @@ is_((rc, err), (0, []), "TLSA: one record per key, CERTFILE and CERTFILE2: each 
 problems("TLSA: only the ECDSA key's record, CERTFILE2 beside it", dict(DUAL, TLSA="3 1 1 %s" % mine), 1,
          r"CERTFILE2 %s: no record of TLSA matches: this certificate's key is \"3 1 1 %s\""
          % (re.escape(rsa["pem"]), spki_sha256(rsa["crt"])))
+spki = subprocess.run("openssl x509 -in %s -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha512" % good["crt"],
+                      shell=True, capture_output=True, check=True).stdout.decode().split()[-1]
+full = subprocess.run("openssl x509 -in %s -outform DER | openssl dgst -sha256" % good["crt"],
+                      shell=True, capture_output=True, check=True).stdout.decode().split()[-1]
+for rec, what in (("3 1 2 " + spki, "3 1 2 (SHA-512 of the key)"), ("3 0 1 " + full, "3 0 1 (SHA-256 of the certificate)")):
+    rc, out, err = check(dict(GOOD, TLSA=rec))
+    ok(rc == 0 and err == [] and " TLSA %s matches" % rec[:5] in " ".join(out), "TLSA %s matching: exit 0, said" % what, err)
+problems("TLSA usage 1 (PKIX-EE)", dict(GOOD, TLSA="1 1 1 %s" % mine), 1, r"record 1 .* is malformed: usage 1: only 2 \(DANE-TA\) and 3")
 inter_spki = spki_sha256(inter["crt"])
 rc, out, err = check(dict(GOOD, TLSA="2 1 1 %s" % inter_spki))
 is_((rc, err), (0, []), "TLSA 2 1 1 of the intermediate the server sends: exit 0")
