@@ -35,7 +35,7 @@
 #   s6: s6-supervise and s6-svwait wait for readiness (tests/supervision.t)
 #   fail2ban: fail2ban-regex runs examples/fail2ban's filter on real
 #     failed-handshake lines (tests/fail2ban.t)
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban systemd s6 strace"
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban systemd s6 strace python3-prometheus-client"
 
 if command -v dpkg-query >/dev/null 2>&1 ; then
   missing=
