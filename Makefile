@@ -20,7 +20,7 @@ LIBS_sslrules := -lskarnet
 
 PROGRAMS := sslserver sslhandoff sslrules sslclient
 SCRIPTS := sslcat sslconnect
-MODULES := log logtls number options tlsctx tlsenv relay handshake ucspitls privs app connenv listener engine rules rulestext lookup connection peer connector tickets scope
+MODULES := log logtls number options tlsctx tlsenv relay front handshake ucspitls privs app connenv listener engine rules rulestext lookup connection peer connector tickets scope
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)

@@ -35,6 +35,8 @@ struct engine_s
   char const *pid ;             /* for log lines */
   int sslenv ;                  /* -s: SSL_* in the application's environment */
   int deferred ;                /* UCSPI-TLS: the application starts TLS */
+  int front ;                   /* STARTTLS: FRONT_* (front.h), the engine starts TLS for the application */
+  int tlsrequired ;             /* TLSREQUIRED, with front */
   int client ;                  /* connect side (sslclient): the application on 6/7 */
   char const *servername ;      /* client: SNI, and the name to verify */
   int checkname ;               /* client: verify servername against the certificate */

@@ -381,6 +381,7 @@ int main (int argc, char const *const *argv)
     char const *m = getenv("MAXCONIP") ;
     if (m && *m && !number_scan(m, 1, UINT_MAX, &s.maxconip)) die_x(100, "invalid MAXCONIP: ", m) ;
   }
+  connection_front(getenv("STARTTLS")) ;
   privs_engine_from_env(&s.o.engine, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
   privs_engine_check(&s.o.engine) ;
   privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
