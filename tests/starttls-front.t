@@ -343,3 +343,139 @@ def handoff_front():
 scenario("the front chosen by a rule", by_rule)
 scenario("unknown STARTTLS values, -N", unknown_values)
 scenario("sslhandoff", handoff_front)
+
+
+# ---------------------------------------------------------------- pop3
+POP3D = ["/usr/sbin/pop3d", "--inetd", "--no-site-config"]
+IMAP4D = ["/usr/sbin/imap4d", "--inetd", "--no-site-config"]
+
+
+def lines_until_dot(sock):
+    got = []
+    while True:
+        l = suite.line(sock).rstrip("\r\n")
+        got.append(l)
+        if l in (".", "") or (len(got) == 1 and not l.startswith("+OK")):
+            return got
+
+
+def pop3d_clients():
+    srv = front("pop3", app=POP3D)
+    rc, out, err = suite.s_client(srv.port, ["-starttls", "pop3", "-CAfile", ca["crt"], "-verify_return_error",
+                                             "-verify_hostname", "localhost", "-quiet"], input=b"CAPA\r\nQUIT\r\n")
+    is_(rc, 0, "pop3d, s_client -starttls pop3: exit 0")
+    like(out, r"^\+OK Capability list follows", "pop3d: CAPA answered inside TLS")
+    unlike(out, r"^STLS", "pop3d: no STLS in the list inside TLS")
+    pid = last_pid(srv)
+    like(srv.log(), r"^sslserver: tls %s accept TLSv1\.3:" % pid, "pop3d: 'tls PID accept'")
+    p = poplib.POP3("127.0.0.1", srv.port, timeout=suite.patience(10))
+    caps = p.capa()
+    ok("STLS" in caps and "UIDL" in caps, "poplib: STLS added to pop3d's CAPA list", caps)
+    is_(p.stls(context=ctx), b"+OK Begin TLS negotiation", "poplib: STLS answered '+OK Begin TLS negotiation'")
+    caps = p.capa()
+    ok("STLS" not in caps and "UIDL" in caps, "poplib: inside TLS, pop3d's own list", caps)
+    try:
+        got = p._shortcmd("STLS")
+    except poplib.error_proto as e:
+        got = e.args[0]
+    is_(got, b"-ERR Command not permitted when TLS active", "poplib: a second STLS refused")
+    p.quit()
+    r = suite.run(["curl", "-sS", "--ssl-reqd", "--cacert", ca["crt"], "-u", "joe:secret",
+                   "pop3://127.0.0.1:%d/" % srv.port], timeout=20)
+    is_(r.returncode, 67, "curl --ssl-reqd pop3://: through STLS to pop3d, which refuses the login (67)")
+    pid = last_pid(srv)
+    like(srv.log(), r"^sslserver: tls %s accept " % pid, "curl pop3: the session went TLS")
+    srv.stop()
+
+
+def pop3_tlsrequired():
+    app, path = recorder("pop3")
+    srv = front("pop3", env={"TLSREQUIRED": ""}, app=app)
+    raw = connect(srv)
+    is_(suite.line(raw), "+OK rec ready\r\n", "pop3: the daemon's greeting")
+    raw.sendall(b"CAPA\r\n")
+    is_(lines_until_dot(raw), ["+OK capabilities", "UIDL", "STLS", "."], "TLSREQUIRED: USER and SASL hidden, STLS added")
+    raw.sendall(b"USER joe\r\nPASS secret\r\n")
+    is_([suite.line(raw), suite.line(raw)], ["-ERR Must issue a STLS command first\r\n"] * 2, "TLSREQUIRED: USER, PASS refused")
+    raw.sendall(b"STLS\r\nNOOP\r\n")
+    is_(suite.line(raw), "+OK Begin TLS negotiation\r\n", "STLS answered by the engine")
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"CAPA\r\n")
+    is_(lines_until_dot(s), ["+OK capabilities", "USER", "SASL PLAIN", "UIDL", "."], "inside TLS: the daemon's list")
+    s.sendall(b"USER joe\r\nSTLS\r\nQUIT\r\n")
+    is_([suite.line(s) for _ in range(3)], ["+OK fine\r\n", "-ERR Command not permitted when TLS active\r\n", "+OK bye\r\n"],
+        "inside TLS: USER reaches the daemon, a second STLS does not")
+    s.close()
+    is_(suite.end_status(srv, last_pid(srv)), 0, "pop3: status 0")
+    is_(recorded(path), [b"CAPA\r\n", b"CAPA\r\n", b"USER joe\r\n", b"QUIT\r\n"],
+        "pop3: the daemon saw neither STLS, nor USER/PASS before TLS, nor the NOOP after STLS")
+    srv.stop()
+
+
+scenario("pop3d: s_client, poplib, curl", pop3d_clients)
+scenario("pop3: TLSREQUIRED", pop3_tlsrequired)
+
+
+# ---------------------------------------------------------------- imap
+def imap4d_clients():
+    srv = front("imap", app=IMAP4D)
+    rc, out, err = suite.s_client(srv.port, ["-starttls", "imap", "-CAfile", ca["crt"], "-verify_return_error",
+                                             "-verify_hostname", "localhost", "-quiet"],
+                                  input=b"a CAPABILITY\r\nb LOGOUT\r\n")
+    is_(rc, 0, "imap4d, s_client -starttls imap: exit 0")
+    like(out, r"^\* CAPABILITY IMAP4rev1 .*IDLE", "imap4d: CAPABILITY answered inside TLS")
+    unlike(out, r"STARTTLS", "imap4d: no STARTTLS in the capabilities inside TLS")
+    like(out, r"^b OK LOGOUT", "imap4d: LOGOUT inside TLS")
+    m = imaplib.IMAP4("127.0.0.1", srv.port, timeout=suite.patience(10))
+    ok("STARTTLS" in m.capabilities and "IDLE" in m.capabilities, "imaplib: STARTTLS added to imap4d's capabilities",
+       m.capabilities)
+    typ, data = m.starttls(ssl_context=ctx)
+    is_(typ, "OK", "imaplib: STARTTLS answered OK")
+    ok("STARTTLS" not in m.capabilities and "IDLE" in m.capabilities, "imaplib: inside TLS, imap4d's own list",
+       m.capabilities)
+    try:
+        m.login("joe", "secret")
+        got = "logged in"
+    except imaplib.IMAP4.error as e:
+        got = str(e)
+    like(got, r"rejected", "imaplib: LOGIN reaches imap4d inside TLS (which refuses joe)")
+    m.logout()
+    r = suite.run(["curl", "-sS", "--ssl-reqd", "--cacert", ca["crt"], "-u", "joe:secret",
+                   "imap://127.0.0.1:%d/" % srv.port], timeout=20)
+    is_(r.returncode, 67, "curl --ssl-reqd imap://: through STARTTLS to imap4d, which refuses the login (67)")
+    pid = last_pid(srv)
+    like(srv.log(), r"^sslserver: tls %s accept " % pid, "curl imap: the session went TLS")
+    srv.stop()
+
+
+def imap_tlsrequired():
+    app, path = recorder("imap")
+    srv = front("imap", env={"TLSREQUIRED": ""}, app=app)
+    raw = connect(srv)
+    is_(suite.line(raw), "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] rec ready\r\n",
+        "imap: TLSREQUIRED: the greeting's capabilities: STARTTLS, LOGINDISABLED, no AUTH=")
+    raw.sendall(b"a CAPABILITY\r\n")
+    is_([suite.line(raw), suite.line(raw)], ["* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n", "a OK done\r\n"],
+        "imap: CAPABILITY before TLS")
+    raw.sendall(b"b LOGIN joe secret\r\nc LOGIN {3+}\r\njoe {6+}\r\nsecret\r\nd AUTHENTICATE PLAIN\r\n")
+    is_([suite.line(raw) for _ in range(3)],
+        ["%s NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n" % t for t in "bcd"],
+        "imap: TLSREQUIRED: LOGIN (also with literals), AUTHENTICATE refused")
+    raw.sendall(b"e STARTTLS\r\nf NOOP\r\n")
+    is_(suite.line(raw), "e OK Begin TLS negotiation now\r\n", "imap: STARTTLS answered by the engine")
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"g CAPABILITY\r\n")
+    is_([suite.line(s), suite.line(s)], ["* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", "g OK done\r\n"],
+        "imap: inside TLS, the daemon's own capabilities")
+    s.sendall(b"h LOGIN joe secret\r\ni STARTTLS\r\nj LOGOUT\r\n")
+    is_([suite.line(s) for _ in range(4)], ["h OK fine\r\n", "i BAD TLS already active\r\n", "* BYE rec\r\n", "j OK bye\r\n"],
+        "imap: inside TLS: LOGIN reaches the daemon, a second STARTTLS does not")
+    s.close()
+    is_(suite.end_status(srv, last_pid(srv)), 0, "imap: status 0")
+    is_(recorded(path), [b"a CAPABILITY\r\n", b"g CAPABILITY\r\n", b"h LOGIN joe secret\r\n", b"j LOGOUT\r\n"],
+        "imap: the daemon saw no STARTTLS, no refused LOGIN nor its literals, nothing after STARTTLS")
+    srv.stop()
+
+
+scenario("imap4d: s_client, imaplib, curl", imap4d_clients)
+scenario("imap: TLSREQUIRED", imap_tlsrequired)
