@@ -88,6 +88,7 @@ struct front_s
   unsigned int cskip : 1 ;      /* dropping the rest of an overlong command */
   unsigned int cmid : 1 ;       /* passing the rest of a long data line */
   unsigned int cdiscard : 1 ;   /* the literal and continuation belong to a refused command */
+  unsigned int csync : 1 ;      /* imap: the literal awaited is a synchronizing one */
   unsigned int scont : 1 ;      /* the next daemon line continues a response (after a literal) */
   unsigned int smid : 1 ;       /* passing the rest of a long daemon line */
   unsigned int smulti : 1 ;     /* pop3: inside a multi-line reply */
@@ -189,7 +190,8 @@ static int keyword_is (char const *s, size_t len, char const *w)
   return word_is(s, n, w) ;
 }
 
- /* An IMAP literal announced at the end of a line: {n} or {n+}. */
+ /* An IMAP literal announced at the end of a line: 1 for {n} (the client
+    waits for the server's "+" before sending it), 2 for {n+}, 0 if none. */
 static int literal_at_end (char const *s, size_t len, size_t *n)
 {
   size_t t = text_len(s, len), i ;
@@ -201,7 +203,7 @@ static int literal_at_end (char const *s, size_t len, size_t *n)
   if (!i || s[i-1] != '{' || s[i] == '}' || s[i] == '+') return 0 ;
   if (uint64_scan(s + i, &v) > 20) return 0 ;
   *n = v ;
-  return 1 ;
+  return s[t-2] == '+' ? 2 : 1 ;
 }
 
 
@@ -329,29 +331,30 @@ static void imap_command (char const *s, size_t len)
   int haslit = literal_at_end(s, len, &lit) ;
   unsigned char kind = K_REPLY ;
   cn = word_len(c, len - (c - s)) ;
-  if (tn > TAGMAX)
+  if (!tn || tn > TAGMAX)
   {
     if (word_is(c, cn, "STARTTLS") || word_is(c, cn, "LOGIN") || word_is(c, cn, "AUTHENTICATE"))
     {
-      q_local("", 0, "* BAD tag too long\r\n") ;
+      q_local("", 0, tn ? "* BAD tag too long\r\n" : "* BAD no tag\r\n") ;
       return ;
     }
-    to_daemon(s, len) ;   /* the daemon answers it; the engine need not follow */
-    if (haslit) { fr.craw = lit ; fr.ccont = 1 ; }
+    to_daemon(s, len) ;   /* the daemon answers it untagged or under a tag no reply waits for */
+    if (haslit) { fr.craw = lit ; fr.ccont = 1 ; fr.csync = haslit == 1 ; }
     return ;
   }
   if (word_is(c, cn, "STARTTLS")) { q_push(K_STARTTLS, s, tn) ; return ; }
   if (before_tls_refuse() && (word_is(c, cn, "LOGIN") || word_is(c, cn, "AUTHENTICATE")))
   {
     q_local(s, tn, "NO [PRIVACYREQUIRED] Must issue a STARTTLS command first\r\n") ;
-    if (haslit) { fr.craw = lit ; fr.ccont = 1 ; fr.cdiscard = 1 ; }
+    /* a client that waits for "+" sends no literal after a NO */
+    if (haslit == 2) { fr.craw = lit ; fr.ccont = 1 ; fr.cdiscard = 1 ; }
     return ;
   }
   if (word_is(c, cn, "LOGIN")) kind = K_LOGIN ;
   else if (word_is(c, cn, "AUTHENTICATE")) kind = K_AUTH ;
   else if (word_is(c, cn, "IDLE")) kind = K_IDLE ;
   to_daemon(s, len) ;
-  if (haslit) { fr.craw = lit ; fr.ccont = 1 ; }
+  if (haslit) { fr.craw = lit ; fr.ccont = 1 ; fr.csync = haslit == 1 ; }
   q_push(kind, s, tn) ;
 }
 
@@ -421,9 +424,11 @@ static int client_lines (void)
     else if (fr.ccont)
     {
       size_t lit ;
+      int haslit = literal_at_end(fr.cin.s, len, &lit) ;
       fr.ccont = 0 ;
+      fr.csync = 0 ;
       if (!fr.cdiscard) to_daemon(fr.cin.s, len) ;
-      if (literal_at_end(fr.cin.s, len, &lit)) { fr.craw = lit ; fr.ccont = 1 ; }
+      if (haslit == 2 || (haslit == 1 && !fr.cdiscard)) { fr.craw = lit ; fr.ccont = 1 ; fr.csync = haslit == 1 ; }
       else fr.cdiscard = 0 ;
     }
     else
@@ -631,6 +636,8 @@ static void imap_reply (char const *s, size_t len, int whole)
       pending *p = q_at(i) ;
       if (p->kind == K_LOCAL || p->kind == K_STARTTLS || strlen(p->text) != tn || strncmp(p->text, s, tn)) continue ;
       if ((p->kind == K_LOGIN || p->kind == K_AUTH) && tn + 3 < len && !strncasecmp(s + tn + 1, "OK", 2)) fr.authed = 1 ;
+      /* refused before its synchronizing literal: the client sends none */
+      if (i == fr.qlen - 1 && fr.csync) { fr.craw = 0 ; fr.ccont = 0 ; fr.csync = 0 ; }
       q_remove(i) ;
       break ;
     }

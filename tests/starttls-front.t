@@ -335,7 +335,7 @@ def handoff_front():
     s.quit()
     like(srv.wait_log(r"^sslhandoff: tls \d+ accept TLSv1\.3:\S+$") and srv.log(), r"sslhandoff: tls \d+ accept",
          "sslhandoff: 'tls PID accept' logged")
-    suite.wait_until(lambda: b"QUIT\r\n" in recorded(path), 10)
+    suite.wait_until(lambda: b"quit\r\n" in [l.lower() for l in recorded(path)], 10)   # smtplib sends "quit"
     is_([l for l in recorded(path) if l.upper().startswith(b"STARTTLS")], [], "sslhandoff: the daemon never saw STARTTLS")
     srv.stop()
 
@@ -479,3 +479,34 @@ def imap_tlsrequired():
 
 scenario("imap4d: s_client, imaplib, curl", imap4d_clients)
 scenario("imap: TLSREQUIRED", imap_tlsrequired)
+
+
+def imap_literals():
+    srv = front("imap", app=IMAP4D)
+    raw = connect(srv)
+    like(suite.line(raw), r"^\* OK", "imap4d: greeting")
+    raw.sendall(b"a LOGIN {3}\r\n")
+    like(suite.line(raw), r"^\+ ", "synchronizing literal: imap4d's '+' passes through")
+    raw.sendall(b"joe {6}\r\n")
+    like(suite.line(raw), r"^\+ ", "a second literal in the same command")
+    raw.sendall(b"secret\r\n")
+    like(suite.line(raw), r"^a NO ", "imap4d answers the command once its literals are in")
+    raw.sendall(b"b STARTTLS\r\n")
+    is_(suite.line(raw), "b OK Begin TLS negotiation now\r\n", "after the literals, the next line is a command again")
+    raw.close()
+    srv.stop()
+    app, path = recorder("imap")
+    srv = front("imap", app=app)
+    raw = connect(srv)
+    suite.line(raw)
+    raw.sendall(b"a NOOP {3}\r\n")
+    is_(suite.line(raw), "a OK fine\r\n", "a command answered before its synchronizing literal")
+    raw.sendall(b"b STARTTLS\r\n")
+    is_(suite.line(raw), "b OK Begin TLS negotiation now\r\n", "the client sends no literal then: its next line is a command")
+    raw.close()
+    suite.wait_until(lambda: suite.end_status(srv, last_pid(srv), 1) is not None, 10)
+    is_(recorded(path), [b"a NOOP {3}\r\n"], "the daemon saw the command, not the STARTTLS")
+    srv.stop()
+
+
+scenario("imap: literals", imap_literals)
