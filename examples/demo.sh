@@ -1,12 +1,15 @@
 #!/bin/sh
 # make demo: a throwaway CA and certificate, sslserver serving the example
 # SMTP daemon on 127.0.0.1 twice - SMTPS (immediate TLS, as on port 465) and
-# SMTP with STARTTLS (deferred TLS, as on port 25/587) - one session of each
-# with openssl s_client, then everything is stopped and removed.
+# SMTP with STARTTLS (deferred TLS, as on port 25/587) - and once more in
+# front of a daemon that knows nothing of TLS (STARTTLS=smtp: the engine
+# speaks STARTTLS for it); one session of each with openssl s_client, then
+# everything is stopped and removed.
 set -eu
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
 smtpd=$here/starttls-smtpd
+plain=$here/plain-smtpd
 d=$(mktemp -d /tmp/sslsuite-demo.XXXXXX)
 pids=
 cleanup () {
@@ -77,10 +80,23 @@ echo "    SSLCTLFD, sslserver's engine does the handshake and hands back the"
 echo "    SSL_* variables; the daemon then talks through SSLREADFD/SSLWRITEFD)"
 session -connect "127.0.0.1:$smtp" -starttls smtp
 
-say "5. What sslserver logged (stderr, one line per event, for multilog)"
+say "5. The STARTTLS front: STARTTLS=smtp before a daemon that knows nothing of TLS"
+start front env STARTTLS=smtp "$build/sslserver" -v -1 -l localhost 127.0.0.1 0 /bin/sh "$plain"
+front=$port
+echo "   STARTTLS=smtp sslserver -v -l localhost 127.0.0.1 $front plain-smtpd"
+echo "   (plain-smtpd, a shell script, talks in clear on pipes; the engine adds"
+echo "    STARTTLS to its EHLO reply, answers STARTTLS itself - the daemon never"
+echo "    sees it - does the handshake and goes on passing lines through TLS)"
+printf '   C: %s\n' "EHLO client.example" "MAIL FROM:<a@example.org>" "RCPT TO:<b@example.org>" "DATA ..." "QUIT"
+printf 'EHLO client.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\nSubject: demo\r\n\r\nhello\r\n.\r\nQUIT\r\n' |
+  openssl s_client -quiet -verify_return_error -CAfile "$d/ca.crt" -servername localhost \
+    -connect "127.0.0.1:$front" -starttls smtp 2>"$d/client.err" |
+  tr -d '\r' | sed 's/^/   S: /' || { cat "$d/client.err" ; exit 1 ; }
+
+say "6. What sslserver logged (stderr, one line per event, for multilog)"
 for p in $pids ; do kill "$p" ; done
 for p in $pids ; do wait "$p" 2>/dev/null || : ; done
 pids=
-sed 's/^/   /' "$d/smtps.log" "$d/smtp.log"
+sed 's/^/   /' "$d/smtps.log" "$d/smtp.log" "$d/front.log"
 
-say "Done: both servers stopped, $d removed. Next: make check, man man/sslserver.1"
+say "Done: the servers stopped, $d removed. Next: make check, man man/sslserver.1"

@@ -155,6 +155,21 @@ void app_immediate (engine const *e, int in, int out, int ctl)
   app_exec(e->argv, e->envp, modifs, lens, 2, 2) ;
 }
 
+ /* Behind the STARTTLS front: as in immediate mode, without the wait. */
+void app_front (engine const *e, int in, int out)
+{
+  char const *modifs[1] = { e->connmodifs } ;
+  size_t lens[1] = { e->connmodiflen } ;
+  fd_close(e->netr) ;
+  if (e->netw != e->netr) fd_close(e->netw) ;
+  privs_drop(0, e->appgid, e->appuid) ;
+  in = place_high(in) ;
+  out = place_high(out) ;
+  if (in < 0 || out < 0) dieu_sys(111, "move descriptors") ;
+  if (dup2(in, 0) == -1 || dup2(out, 1) == -1) dieu_sys(111, "set up descriptors 0 and 1") ;
+  if (e->banner && allwrite(1, e->banner, strlen(e->banner)) < strlen(e->banner)) dieu_sys(111, "print banner") ;
+  app_exec(e->argv, e->envp, modifs, lens, 1, 2) ;
+}
 
  /*
   * The application process in deferred mode: the raw socket on 0 and 1,

@@ -41,4 +41,12 @@ struct engine_s ;
 extern void app_immediate (struct engine_s const *, int in, int out, int ctl) __attribute__((noreturn)) ;
 extern void app_deferred (struct engine_s const *, int in, int out, int ctl) __attribute__((noreturn)) ;
 
+/*
+ * The application process behind the STARTTLS front: prog at once, on
+ * 0/1 the pipes to the engine, which speaks to the client for it; never
+ * the raw socket, no UCSPI-TLS descriptors, no SSL_* (TLS comes later, and
+ * the environment of a running program cannot change).
+ */
+extern void app_front (struct engine_s const *, int in, int out) __attribute__((noreturn)) ;
+
 #endif

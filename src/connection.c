@@ -11,6 +11,7 @@
 #include "log.h"
 #include "privs.h"
 #include "counters.h"
+#include "front.h"
 #include "connection.h"
 
 extern char **environ ;
@@ -90,6 +91,31 @@ static char const *const *merged_environment (genalloc *v, rules_result const *r
    || !env_merge(genalloc_s(char const *, v), n, (char const *const *)environ, env_len((char const *const *)environ), r->env.s, r->env.len))
     dieu_sys(111, "build the environment") ;
   return genalloc_s(char const *, v) ;
+}
+
+int connection_front (char const *value)
+{
+  int p ;
+  if (!value || !*value) return FRONT_NONE ;
+  p = front_protocol(value) ;
+  if (!p)
+  {
+    char v[LOG_FIELD_FMT] ;
+    die_x(100, "unknown STARTTLS value: ", log_sanitize(v, value, 1), " (smtp, pop3 or imap)") ;
+  }
+  return p ;
+}
+
+ /* The server's own STARTTLS was checked at start-up: an unknown one
+    here comes from the rule, and refuses the connection. */
+static int rule_front (rules_result const *r, char const *value)
+{
+  if (value && *value && !front_protocol(value))
+  {
+    char k[LOG_FIELD_FMT], v[LOG_FIELD_FMT] ;
+    die_x(100, "unable to apply rule ", r->key.len ? log_sanitize(k, r->key.s, 1) : "(empty key)", ": unknown STARTTLS value: ", log_sanitize(v, value, 1), " (smtp, pop3 or imap)") ;
+  }
+  return connection_front(value) ;
 }
 
 void connection_init (connection *c)
@@ -178,7 +204,10 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
   tlsctx_forget_password() ;
   if (dflt && e->ctx != dflt) SSL_CTX_free(dflt) ;
   e->clientcert = tlsctx_clientcert(connenv, connection_rule_clientcert(r, o->clientcert)) ;
-  e->deferred = o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS")) ;
+  /* -N, else STARTTLS, else -n or UCSPITLS */
+  e->front = o->deferred ? rule_front(r, env_get2(connenv, "STARTTLS")) : FRONT_NONE ;
+  e->tlsrequired = e->front && env_get2(connenv, "TLSREQUIRED") ;
+  e->deferred = !e->front && (o->deferred == 1 || (o->deferred == -1 && env_get2(connenv, "UCSPITLS"))) ;
   genalloc_free(char const *, &v) ;
 
   e->netr = netr ;

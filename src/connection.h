@@ -51,6 +51,11 @@ struct connection_s
 } ;
 #define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .reportfd = -1, .engine = { .ctx = 0 } }
 
+/* The front (FRONT_* of front.h) a STARTTLS value asks for: FRONT_NONE
+   when unset or empty; an unknown value dies 100 (a start-up error when
+   it is the program's own). */
+extern int connection_front (char const *value) ;
+
 /* Sets c->pid: the connection's pid, for its log lines. */
 extern void connection_init (connection *c) ;
 
@@ -77,7 +82,8 @@ extern unsigned int connection_rule_clientcert (rules_result const *r, unsigned 
  * environment), the engine's identity (SSL_UID, SSL_GID, SSL_CHROOT, which
  * a rule may set too; checked here when dflt is 0 or the rule sets one, the
  * caller having checked its own at start-up), its client-certificate and
- * TLS modes.
+ * TLS modes (-N; else STARTTLS: the front; else -n or UCSPITLS: UCSPI-TLS;
+ * else immediate). A rule's unknown STARTTLS value: exit 100, logged.
  * Leaves c->engine ready for engine_run with the network on netr/netw.
  * Dies with a one-line message on any failure.
  */

@@ -23,6 +23,7 @@
 #include "tlsenv.h"
 #include "handshake.h"
 #include "relay.h"
+#include "front.h"
 #include "ucspitls.h"
 #include "app.h"
 #include "peer.h"
@@ -107,7 +108,7 @@ static void end (conn *c, int signalapp, int code)
   close_net(e) ;
   if (!c->app) _exit(code >= 0 ? code : 111) ;   /* no application started */
   if (code < 0) _exit(wait_app(c->app, 0)) ;
-  if (signalapp) kill(c->app, SIGTERM) ;
+  if (signalapp || e->front) kill(c->app, SIGTERM) ;   /* a front's program runs from the start */
   if (wait_app(c->app, ENGINE_APPWAIT_SECS) < 0)
     log_warn("the program of pid ", e->pid, " has not exited 5 seconds after its connection failed: no longer waiting for it") ;
   _exit(code) ;
@@ -232,14 +233,19 @@ static SSL *tls_start (conn *c)
   return ssl ;
 }
 
+static void log_session (engine const *e, SSL *ssl)
+{
+  malloc_trim(0) ;   /* the handshake's garbage: an idle connection keeps less */
+  log_status("tls ", e->pid, e->client ? " connect " : " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
+}
+
 static void tls_relay (conn *, SSL *, char const *, size_t) __attribute__((noreturn)) ;
 static void tls_relay (conn *c, SSL *ssl, char const *first, size_t firstlen)
 {
   engine const *e = c->e ;
   char const *why ;
   int r ;
-  malloc_trim(0) ;   /* the handshake's garbage: an idle connection keeps less */
-  log_status("tls ", e->pid, e->client ? " connect " : " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
+  log_session(e, ssl) ;
   r = relay_run(ssl, e->netr, e->netw, c->toapp, c->fromapp, first, firstlen, e->idletimeout, &why) ;
   c->toapp = c->fromapp = -1 ;
   if (r == RELAY_TIMEOUT) log_error(111, "timed out speaking TLS with: ", e->remoteip, " for pid: ", e->pid) ;
@@ -288,6 +294,51 @@ static void engine_spawn_after (engine const *e)
   tls_relay(&c, ssl, e->banner, e->banner ? strlen(e->banner) : 0) ;
 }
 
+ /*
+  * The STARTTLS front: the program runs at once on pipes, the engine
+  * speaks the protocol's STARTTLS step for it (front.h), does the
+  * handshake when the client asks, and goes on filtering over TLS.
+  */
+static void engine_front (engine const *) __attribute__((noreturn)) ;
+static void engine_front (engine const *e)
+{
+  conn c = { .e = e, .ctl = -1 } ;
+  int in[2], out[2] ;
+  char const *why = 0 ;
+  SSL *ssl = 0 ;
+  int r ;
+
+  if (pipecoe(in) == -1 || pipecoe(out) == -1) dieu_sys(111, "create pipe") ;
+  c.app = fork() ;
+  if (c.app == -1) dieu_sys(111, "fork") ;
+  if (!c.app)
+  {
+    fd_close(in[1]) ;
+    fd_close(out[0]) ;
+    app_front(e, in[0], out[1]) ;
+  }
+  fd_close(in[0]) ;
+  fd_close(out[1]) ;
+  c.toapp = in[1] ;
+  c.fromapp = out[0] ;
+
+  drop_engine_privileges(&c) ;
+  front_init(e->front, e->tlsrequired, c.toapp, c.fromapp, e->pid) ;
+  r = front_run(0, e->netr, e->netw, e->idletimeout, &why) ;
+  if (r == FRONT_STARTTLS)
+  {
+    ssl = tls_start(&c) ;
+    log_session(e, ssl) ;
+    r = front_run(ssl, e->netr, e->netw, e->idletimeout, &why) ;
+  }
+  else if (r == FRONT_DONE) log_cleartext(e->pid) ;
+  c.toapp = c.fromapp = -1 ;
+  if (r == FRONT_TIMEOUT) log_error(111, ssl ? "timed out speaking TLS with: " : "timed out in plaintext with: ", e->remoteip, " for pid: ", e->pid) ;
+  else if (r == FRONT_ERROR) log_error(111, ssl ? "unable to speak TLS with: " : "unable to speak in plaintext with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
+  if (ssl) SSL_free(ssl) ;
+  end(&c, r != FRONT_DONE, r == FRONT_DONE ? -1 : 111) ;
+}
+
 void engine_run (engine const *e)
 {
   int in[2], out[2], ctl[2] ;
@@ -295,6 +346,7 @@ void engine_run (engine const *e)
   SSL *ssl ;
   int sendblock = e->sslenv ;
 
+  if (e->front) engine_front(e) ;
   if (!e->deferred && !e->client && e->tls.uid == e->appuid && e->tls.gid == e->appgid && !e->tls.root)
     engine_spawn_after(e) ;
 

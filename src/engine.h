@@ -37,6 +37,8 @@ struct engine_s
   int deferred ;                /* UCSPI-TLS: the application starts TLS */
   int reportfd ;                /* counters (counters.h), or -1 */
   int healthcheck ;             /* a balancer's check (PROXY LOCAL or UNKNOWN): closing before a TLS byte is no failure */
+  int front ;                   /* STARTTLS: FRONT_* (front.h), the engine starts TLS for the application */
+  int tlsrequired ;             /* TLSREQUIRED, with front */
   int client ;                  /* connect side (sslclient): the application on 6/7 */
   char const *servername ;      /* client: SNI, and the name to verify */
   int checkname ;               /* client: verify servername against the certificate */

@@ -117,6 +117,7 @@ int main (int argc, char const *const *argv)
   if (!options_parse(&argc, &argv, "3CUXqQvVsSnNmzZx:B:g:u:T:w:", &take_option, &h)) dieusage() ;
   if (!argc || !*argv[0]) dieusage() ;
   if (h.envuidgid) privs_envuidgid(&o->uid, &o->gid) ;
+  connection_front(getenv("STARTTLS")) ;
   cfg.clientcert = o->clientcert ;
   if (h.password) cfg.password = tlsctx_read_password(3, "descriptor 3") ;
   if (h.check)

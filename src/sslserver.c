@@ -587,6 +587,7 @@ int main (int argc, char const *const *argv)
     char const *bad ;
     if (!proxy_list_scan(&s.proxies, getenv("PROXYFROM"), &bad)) die_x(100, "invalid PROXYFROM entry: ", bad) ;
   }
+  connection_front(getenv("STARTTLS")) ;
   privs_engine_from_env(&s.o.engine, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
   privs_engine_check(&s.o.engine) ;
   privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;

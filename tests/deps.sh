@@ -35,7 +35,12 @@
 #   s6: s6-supervise and s6-svwait wait for readiness (tests/supervision.t)
 #   fail2ban: fail2ban-regex runs examples/fail2ban's filter on real
 #     failed-handshake lines (tests/fail2ban.t)
-packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban systemd s6 strace python3-prometheus-client"
+#   postfix: sendmail -bs, an unmodified SMTP daemon behind the STARTTLS front
+#     (tests/starttls-front.t; installing it starts no daemon: no init here)
+#   mailutils-pop3d mailutils-imap4d: pop3d/imap4d --inetd, unmodified
+#     POP3/IMAP daemons behind the STARTTLS front (tests/starttls-front.t)
+#   curl: an SMTP/POP3/IMAP client with --ssl-reqd (tests/starttls-front.t)
+packages="build-essential libssl-dev skalibs-dev openssl perl python3 gnutls-bin ucspi-tcp tinycdb swaks libnet-ssleay-perl man-db iproute2 procps util-linux clang libclang-rt-14-dev valgrind testssl.sh stunnel4 faketime haproxy nginx-light libnginx-mod-stream fail2ban systemd s6 strace python3-prometheus-client postfix mailutils-pop3d mailutils-imap4d curl"
 
 if command -v dpkg-query >/dev/null 2>&1 ; then
   missing=
@@ -63,8 +68,11 @@ lack () { echo "deps: missing: $1" >&2 ; bad=1 ; }
 
 for c in cc make openssl perl prove gnutls-cli gnutls-serv tcpserver tcprules tcprulescheck cdb swaks man ss \
          ps setpriv unshare clang valgrind testssl stunnel4 haproxy nginx fail2ban-regex \
-         systemd-socket-activate s6-supervise s6-svwait strace ; do
+         systemd-socket-activate s6-supervise s6-svwait strace curl ; do
   command -v "$c" >/dev/null 2>&1 || lack "the command $c (used by the build, the tests, make fuzz or the bench)"
+done
+for c in /usr/sbin/sendmail /usr/sbin/pop3d /usr/sbin/imap4d ; do
+  [ -x $c ] || lack "$c (postfix, mailutils-pop3d, mailutils-imap4d): daemons behind the STARTTLS front in tests/starttls-front.t"
 done
 [ -x /usr/bin/python3 ] || lack "/usr/bin/python3 (every test is a Python script run by prove)"
 for h in openssl/ssl.h:libssl-dev skalibs/skalibs.h:skalibs-dev ; do

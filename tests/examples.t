@@ -4,7 +4,10 @@
 # deferred (-n), so a rule without UCSPITLS is plain SMTP, not TLS from the
 # first byte; the TLS-from-the-first-byte ones run it with -N; a run script
 # with a placeholder does not start anything until it is set, and says so;
-# the README's steps make log/main writable by the log user.
+# the README's steps make log/main writable by the log user; the services
+# for daemons that know nothing of TLS set STARTTLS (and TLSREQUIRED on 587
+# and 110) to a value sslserver accepts, and say which daemons need which
+# mode.
 import os
 import re
 import shlex
@@ -17,7 +20,9 @@ import suite  # noqa: E402
 
 SERVICE = os.path.join(suite.TOP, "examples", "service")
 SERVICES = {"smtpd-25": "-n", "submission-587": "-n", "pop3-110": "-n", "smtps-465": "-N", "pop3s-995": "-N"}
-PLACEHOLDERS = {"pop3-110": "POP3D", "pop3s-995": "CHECKPASSWORD"}
+PLACEHOLDERS = {"pop3-110": "CHECKPASSWORD", "pop3s-995": "CHECKPASSWORD"}
+# the STARTTLS front: the protocol, and whether TLSREQUIRED is set
+FRONTS = {"smtpd-25": ("smtp", False), "submission-587": ("smtp", True), "pop3-110": ("pop3", True)}
 
 is_(sorted(d for d in os.listdir(SERVICE) if os.path.isdir(os.path.join(SERVICE, d))), sorted(SERVICES),
     "examples/service holds the services this test knows")
@@ -49,6 +54,15 @@ for name, mode in sorted(SERVICES.items()):
         name, mode, "deferred TLS: STARTTLS" if mode == "-n" else "TLS from the first byte"), opts)
     if mode == "-n":
         like(text, r"(?m)^#.*UCSPI-TLS", "%s: says the daemon must speak UCSPI-TLS" % name)
+    if name in FRONTS:
+        proto, required = FRONTS[name]
+        is_(re.findall(r"(?m)^export STARTTLS=(\S*)$", text), [proto], "%s: exports STARTTLS=%s" % (name, proto))
+        is_(bool(re.search(r'(?m)^export TLSREQUIRED=""$', text)), required,
+            "%s: TLSREQUIRED %s" % (name, "set" if required else "not set"))
+        ok(re.search(r"(?m)^#.*knows? nothing of TLS", text) and re.search(r"(?m)^#.*UCSPITLS", text),
+           "%s: says which daemons need STARTTLS and which UCSPITLS" % name)
+        rc, err = suite.start_failure(env={"STARTTLS": proto})
+        unlike(err, r"STARTTLS", "%s: sslserver accepts STARTTLS=%s" % (name, proto))
     unlike(re.sub(r"(?m)^#.*$", "", text), r"ucspitls-pop3d|/bin/checkpassword",
            "%s: no made-up or Debian-less path outside comments" % name)
 
