@@ -226,12 +226,24 @@ class Server:
         e.update(env or {})
         self.env = e
         self.err = open(self.logpath, "wb")
+        # a process group of its own: what the server leaves running (a
+        # connection whose program never ends, after the main process
+        # stopped) is killed when the test file ends, never left to load
+        # the machine for the next test
+        popen_kw.setdefault("start_new_session", True)
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self.err, stdin=stdin,
                                      env=e, pass_fds=pass_fds, **popen_kw)
         self.port = None
         line = self._readline(start_timeout)
-        atexit.register(self.stop)
+        atexit.register(self._kill_leftovers)
+        atexit.register(self.stop)   # runs first
         return line
+
+    def _kill_leftovers(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
 
     def _readline(self, timeout):
         buf = b""
