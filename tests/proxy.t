@@ -334,28 +334,26 @@ def hold(src_real):
     return s
 
 
+def answer_to(client):
+    """What a connection from client through the balancer gets back."""
+    s = connect(port)
+    s.sendall(v1(client, "198.51.100.1", 1, 2))
+    try:
+        got = s.recv(10)
+    except OSError:
+        got = b""
+    s.close()
+    return got
+
+
 held = [hold("192.0.2.8"), hold("192.0.2.8")]
-s = connect(port)
-s.sendall(v1("192.0.2.8", "198.51.100.1", 1, 2))
-try:
-    got = s.recv(10)
-except OSError:
-    got = b""
-is_(got, b"", "MAXCONIP=2: a third connection of 192.0.2.8 through the balancer is refused")
-s.close()
+is_(answer_to("192.0.2.8"), b"", "MAXCONIP=2: a third connection of 192.0.2.8 through the balancer is refused")
 ok(srv.wait_log(r"^sslserver: warning: ip connection limit of 2 exceeded for: 192\.0\.2\.8$"),
    "MAXCONIP: the warning names the real client")
 env = session(port, v1("192.0.2.9", "198.51.100.1", 1, 2))
 ok(isinstance(env, dict), "MAXCONIP: another real client through the same balancer is served", env)
 held.append(hold("192.0.2.77"))
-s = connect(port)
-s.sendall(v1("192.0.2.77", "198.51.100.1", 1, 2))
-try:
-    got = s.recv(10)
-except OSError:
-    got = b""
-is_(got, b"", "a rule's MAXCONIP=1 counts the real client")
-s.close()
+is_(answer_to("192.0.2.77"), b"", "a rule's MAXCONIP=1 counts the real client")
 ok(srv.wait_log(r"^sslserver: deny \d+ .*:192\.0\.2\.77::1 ip connection limit:1 exceeded$"), "the rule's limit: a deny line")
 for h in held:
     h.close()

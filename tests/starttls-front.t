@@ -77,18 +77,6 @@ def postfix_smtpd():
     return ["/usr/sbin/sendmail", "-bs", "-C", conf]
 
 
-def reply(sock, timeout=10):
-    """One SMTP reply (multi-line too) as a list of lines without CR LF."""
-    lines = []
-    while True:
-        got = suite.line(sock, timeout)
-        if not got:
-            return lines
-        lines.append(got.rstrip("\r\n"))
-        if len(got) < 4 or got[3] != "-":
-            return lines
-
-
 def connect(srv, source=None):
     return socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10),
                                     source_address=(source, 0) if source else None)
@@ -173,21 +161,21 @@ def smtp_injection():
     app, path = recorder("smtp")
     srv = front("smtp", app=app)
     raw = connect(srv)
-    is_(reply(raw), ["220 rec ESMTP"], "the daemon's greeting in clear")
+    is_(suite.smtp_reply(raw), ["220 rec ESMTP"], "the daemon's greeting in clear")
     raw.sendall(b"EHLO client.example\r\n")
-    is_(reply(raw), ["250-rec", "250-AUTH PLAIN LOGIN", "250-PIPELINING", "250-8BITMIME", "250 STARTTLS"],
+    is_(suite.smtp_reply(raw), ["250-rec", "250-AUTH PLAIN LOGIN", "250-PIPELINING", "250-8BITMIME", "250 STARTTLS"],
         "EHLO reply read in three pieces: STARTTLS added once, last")
     raw.sendall(b"STARTTLS\r\nNOOP\r\n")
-    is_(reply(raw), ["220 2.0.0 Ready to start TLS"], "STARTTLS answered by the engine")
+    is_(suite.smtp_reply(raw), ["220 2.0.0 Ready to start TLS"], "STARTTLS answered by the engine")
     s = ctx.wrap_socket(raw, server_hostname="localhost")
     s.sendall(b"EHLO client.example\r\n")
-    got = reply(s)
+    got = suite.smtp_reply(s)
     is_(got, ["250-rec", "250-AUTH PLAIN LOGIN", "250-PIPELINING", "250 8BITMIME"],
         "inside TLS: the first reply is EHLO's (the pipelined NOOP was discarded), without STARTTLS")
     s.sendall(b"STARTTLS\r\n")
-    is_(reply(s), ["503 5.5.1 TLS already active"], "a second STARTTLS: 503 5.5.1")
+    is_(suite.smtp_reply(s), ["503 5.5.1 TLS already active"], "a second STARTTLS: 503 5.5.1")
     s.sendall(b"QUIT\r\n")
-    is_(reply(s), ["221 2.0.0 bye"], "QUIT answered by the daemon")
+    is_(suite.smtp_reply(s), ["221 2.0.0 bye"], "QUIT answered by the daemon")
     s.close()
     is_(suite.end_status(srv, last_pid(srv)), 0, "status 0")
     is_(recorded(path), [b"EHLO client.example\r\n", b"EHLO client.example\r\n", b"QUIT\r\n"],
@@ -199,31 +187,31 @@ def smtp_tlsrequired():
     app, path = recorder("smtp")
     srv = front("smtp", env={"TLSREQUIRED": ""}, app=app)
     raw = connect(srv)
-    reply(raw)
+    suite.smtp_reply(raw)
     raw.sendall(b"EHLO a\r\nNOOP\r\nSTARTTLS\r\n")
-    is_(reply(raw), ["250-rec", "250-PIPELINING", "250-8BITMIME", "250 STARTTLS"], "TLSREQUIRED: AUTH hidden before TLS")
-    is_(reply(raw), ["250 2.0.0 noop ok"], "pipelined before STARTTLS: the daemon's reply first")
-    is_(reply(raw), ["220 2.0.0 Ready to start TLS"], "then the engine's 220")
+    is_(suite.smtp_reply(raw), ["250-rec", "250-PIPELINING", "250-8BITMIME", "250 STARTTLS"], "TLSREQUIRED: AUTH hidden before TLS")
+    is_(suite.smtp_reply(raw), ["250 2.0.0 noop ok"], "pipelined before STARTTLS: the daemon's reply first")
+    is_(suite.smtp_reply(raw), ["220 2.0.0 Ready to start TLS"], "then the engine's 220")
     raw.close()
     raw = connect(srv)
-    reply(raw)
+    suite.smtp_reply(raw)
     raw.sendall(b"EHLO a\r\n")
-    reply(raw)
+    suite.smtp_reply(raw)
     raw.sendall(b"AUTH PLAIN AGpvZQBzZWNyZXQ=\r\n")
-    is_(reply(raw), [MUST], "TLSREQUIRED: AUTH before TLS: '%s'" % MUST)
+    is_(suite.smtp_reply(raw), [MUST], "TLSREQUIRED: AUTH before TLS: '%s'" % MUST)
     raw.sendall(b"MAIL FROM:<a@example.org>\r\n")
-    is_(reply(raw), [MUST], "TLSREQUIRED: MAIL before TLS: '%s'" % MUST)
+    is_(suite.smtp_reply(raw), [MUST], "TLSREQUIRED: MAIL before TLS: '%s'" % MUST)
     raw.sendall(b"STARTTLS\r\n")
-    reply(raw)
+    suite.smtp_reply(raw)
     s = ctx.wrap_socket(raw, server_hostname="localhost")
     s.sendall(b"EHLO a\r\n")
-    is_(reply(s), ["250-rec", "250-AUTH PLAIN LOGIN", "250-PIPELINING", "250 8BITMIME"], "TLSREQUIRED: AUTH offered inside TLS")
+    is_(suite.smtp_reply(s), ["250-rec", "250-AUTH PLAIN LOGIN", "250-PIPELINING", "250 8BITMIME"], "TLSREQUIRED: AUTH offered inside TLS")
     s.sendall(b"AUTH PLAIN AGpvZQBzZWNyZXQ=\r\n")
-    is_(reply(s), ["235 2.7.0 authenticated"], "inside TLS: AUTH reaches the daemon")
+    is_(suite.smtp_reply(s), ["235 2.7.0 authenticated"], "inside TLS: AUTH reaches the daemon")
     s.sendall(b"MAIL FROM:<a@example.org>\r\n")
-    is_(reply(s), ["250 2.0.0 ok"], "inside TLS: MAIL reaches the daemon")
+    is_(suite.smtp_reply(s), ["250 2.0.0 ok"], "inside TLS: MAIL reaches the daemon")
     s.sendall(b"QUIT\r\n")
-    reply(s)
+    suite.smtp_reply(s)
     s.close()
     suite.wait_until(lambda: len(suite.pids(srv)) == 2 and suite.end_status(srv, suite.pids(srv)[1], 1) is not None, 10)
     is_(recorded(path), [b"EHLO a\r\n", b"NOOP\r\n", b"EHLO a\r\n", b"EHLO a\r\n",
@@ -236,17 +224,17 @@ def smtp_transaction_and_cleartext():
     app, path = recorder("smtp")
     srv = front("smtp", app=app)
     raw = connect(srv)
-    reply(raw)
+    suite.smtp_reply(raw)
     raw.sendall(b"EHLO a\r\nMAIL FROM:<a@example.org>\r\nSTARTTLS\r\n")
-    reply(raw)
-    reply(raw)
-    is_(reply(raw), ["503 5.5.1 STARTTLS not allowed in a mail transaction"], "STARTTLS inside a mail transaction: 503 5.5.1")
+    suite.smtp_reply(raw)
+    suite.smtp_reply(raw)
+    is_(suite.smtp_reply(raw), ["503 5.5.1 STARTTLS not allowed in a mail transaction"], "STARTTLS inside a mail transaction: 503 5.5.1")
     raw.sendall(b"RSET\r\nNOOP " + b"x" * (1 << 20) + b"\r\nNOOP\r\n")
-    reply(raw)
-    is_(reply(raw), ["500 5.5.2 Line too long"], "a 1 MB command line: 500 5.5.2, not buffered")
-    is_(reply(raw), ["250 2.0.0 noop ok"], "the next command is served")
+    suite.smtp_reply(raw)
+    is_(suite.smtp_reply(raw), ["500 5.5.2 Line too long"], "a 1 MB command line: 500 5.5.2, not buffered")
+    is_(suite.smtp_reply(raw), ["250 2.0.0 noop ok"], "the next command is served")
     raw.sendall(b"QUIT\r\n")
-    is_(reply(raw), ["221 2.0.0 bye"], "a session that never starts TLS is served in clear")
+    is_(suite.smtp_reply(raw), ["221 2.0.0 bye"], "a session that never starts TLS is served in clear")
     raw.close()
     pid = last_pid(srv)
     is_(suite.end_status(srv, pid), 0, "cleartext session: status 0")
@@ -261,7 +249,7 @@ def smtp_timeout():
     app, path = recorder("smtp")
     srv = front("smtp", ["-w", "1"], app=app)
     raw = connect(srv)
-    reply(raw)
+    suite.smtp_reply(raw)
     is_(suite.read_all(raw, 20), b"", "a silent client in clear is cut by -w")
     pid = last_pid(srv)
     like(srv.log(), r"^sslserver: error: \(111\) timed out in plaintext with: 127\.0\.0\.1 for pid: %s$" % pid,
@@ -285,9 +273,9 @@ def by_rule():
     app, path = recorder("smtp")
     srv = front(None, ["-x", cdb], app=app, env={})
     raw = connect(srv, "127.0.0.2")
-    is_(reply(raw), ["220 rec ESMTP"], "rule STARTTLS=smtp for 127.0.0.2: the daemon's greeting in clear")
+    is_(suite.smtp_reply(raw), ["220 rec ESMTP"], "rule STARTTLS=smtp for 127.0.0.2: the daemon's greeting in clear")
     raw.sendall(b"EHLO a\r\n")
-    like("\n".join(reply(raw)), r"250 STARTTLS$", "127.0.0.2: STARTTLS offered")
+    like("\n".join(suite.smtp_reply(raw)), r"250 STARTTLS$", "127.0.0.2: STARTTLS offered")
     raw.close()
     s = suite.tls_connect(srv.port, ctx, source=("127.0.0.3", 0))
     is_(suite.line(s).rstrip("\r\n"), "220 rec ESMTP", "127.0.0.3, no STARTTLS in its rule: immediate TLS")

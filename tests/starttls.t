@@ -31,18 +31,6 @@ APP = os.path.join(suite.BIN, "ucspitls-app.py")
 ctx = suite.client_context(ca["crt"])
 
 
-def smtp_reply(sock, timeout=10):
-    """One (possibly multi-line) SMTP reply as a list of lines."""
-    lines = []
-    while True:
-        got = suite.line(sock, timeout)
-        if not got:
-            return lines
-        lines.append(got.rstrip("\r\n"))
-        if len(got) < 4 or got[3] != "-":
-            return lines
-
-
 def first_end_status(srv):
     """The end status of the server's first connection (bounded wait), or None."""
     pids = suite.pids(srv)
@@ -452,9 +440,9 @@ scenario("a failed handshake after 'Y'", failed_handshakes_after_starttls)
 def starttls_command_injection():
     srv = suite.Server(["-v", "-n"], env=ENV, app=SMTPD)
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
-        like(smtp_reply(raw)[0], r"^220 ", "injection: greeting")
+        like(suite.smtp_reply(raw)[0], r"^220 ", "injection: greeting")
         raw.sendall(b"EHLO client.example\r\n")
-        ok("250 STARTTLS" in smtp_reply(raw), "injection: STARTTLS offered")
+        ok("250 STARTTLS" in suite.smtp_reply(raw), "injection: STARTTLS offered")
         payload = b"STARTTLS\r\nNOOP\r\n"
         is_(raw.send(payload), len(payload), "injection: STARTTLS and NOOP sent in one send()")
         like(suite.line(raw), r"^220 ", "injection: STARTTLS answered 220")
@@ -466,7 +454,7 @@ def starttls_command_injection():
         first = None
         if s is not None:
             s.sendall(b"EHLO client.example\r\n")
-            first = smtp_reply(s, timeout=5)
+            first = suite.smtp_reply(s, timeout=5)
         ok(s is None or (first and first[0].startswith("250-") and "250 ok" not in first),
            "injection: handshake failed, or the first reply inside TLS is the EHLO reply, not the NOOP's",
            "handshake: %s, first reply: %r" % (handshake, first))
@@ -474,9 +462,9 @@ def starttls_command_injection():
             ok(True, "injection: NOOP inside TLS is visible # SKIP handshake failed (%s)" % handshake)
         else:
             s.sendall(b"NOOP\r\n")
-            is_(smtp_reply(s, timeout=5), ["250 ok"], "injection: a NOOP sent inside TLS is answered (the check can see one)")
+            is_(suite.smtp_reply(s, timeout=5), ["250 ok"], "injection: a NOOP sent inside TLS is answered (the check can see one)")
             s.sendall(b"QUIT\r\n")
-            smtp_reply(s)
+            suite.smtp_reply(s)
             s.close()
     srv.stop()
 

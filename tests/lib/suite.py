@@ -957,40 +957,23 @@ def listening(port, host="127.0.0.1"):
         return any(l.split()[1] == want and l.split()[3] == "0A" for l in f.readlines()[1:])
 
 
-class Haproxy:
+class Haproxy(_Logged):
     """Debian's haproxy in front of backends (ports on 127.0.0.1), round
     robin, each connection sent with `send` (send-proxy, send-proxy-v2, or
     "" for none), on a free port of 127.0.0.1; .up says whether it
     listens (bounded wait), .log() what it said."""
 
     def __init__(self, backends, send="send-proxy-v2"):
-        d = tmpdir()
         self.port = free_port()
-        self.cfg = os.path.join(d, "haproxy.cfg")
+        self.cfg = os.path.join(tmpdir(), "haproxy.cfg")
         with open(self.cfg, "w") as f:
             f.write("global\n  maxconn 100\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
                     "  timeout server 30s\nfrontend front\n  bind 127.0.0.1:%d\n  default_backend back\n"
                     "backend back\n  balance roundrobin\n" % self.port)
             for i, p in enumerate(backends):
                 f.write("  server s%d 127.0.0.1:%d %s\n" % (i, p, send))
-        self.logpath = self.cfg + ".log"
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.cfg], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.logpath, "wb"))
-        atexit.register(self.stop)
+        self._start(["haproxy", "-db", "-f", self.cfg])
         self.up = wait_until(lambda: listening(self.port), 10)
-
-    def log(self):
-        with open(self.logpath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(patience(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def ticket_key_name(port, cafile):
@@ -1007,3 +990,15 @@ def ticket_key_name(port, cafile):
         return None
     hexbytes = re.findall(r"\b[0-9a-f]{2}\b", " ".join(l.split(" - ", 1)[1][:48] for l in m.group(1).splitlines()))
     return "".join(hexbytes[:16])
+
+
+def smtp_reply(sock, timeout=10):
+    """One SMTP reply (multi-line too) as a list of lines without CR LF."""
+    lines = []
+    while True:
+        got = line(sock, timeout)
+        if not got:
+            return lines
+        lines.append(got.rstrip("\r\n"))
+        if len(got) < 4 or got[3] != "-":
+            return lines
