@@ -20,7 +20,7 @@ LIBS_sslrules := -lskarnet
 
 PROGRAMS := sslserver sslhandoff sslrules sslclient
 SCRIPTS := sslcat sslconnect
-MODULES := log logtls number options tlsctx tlsenv relay front handshake ucspitls privs app connenv listener notify engine rules rulestext lookup connection peer connector tickets scope proxy offer counters check
+MODULES := log logtls number options tlsctx tlsenv relay front handshake ucspitls privs app connenv listener notify engine rules rulestext lookup connection peer connector tickets scope proxy offer counters check pool
 
 HEADERS := $(wildcard src/*.h)
 MODULE_OBJS := $(MODULES:%=$(BUILD)/%.o)

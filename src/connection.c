@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <skalibs/cdb.h>
+#include <skalibs/djbunix.h>
 #include <skalibs/env.h>
 #include <skalibs/genalloc.h>
 #include <skalibs/types.h>
@@ -16,9 +18,13 @@
 
 extern char **environ ;
 
-static void apply_rules (char const *file, int optional, conninfo const *ci, rules_result *r)
+static void apply_rules (connection const *c, char const *file, int optional, rules_result *r)
 {
-  switch (rules_lookup(file, ci->remoteip, ci->hasremotehost ? ci->remotehost : 0, ci->hasremoteinfo ? ci->remoteinfo : 0, r))
+  conninfo const *ci = &c->info ;
+  char const *host = ci->hasremotehost ? ci->remotehost : 0, *info = ci->hasremoteinfo ? ci->remoteinfo : 0 ;
+  switch (c->rulesmissing ? RULES_NOFILE
+          : c->rulesfd >= 0 ? rules_lookup_fd(c->rulesfd, ci->remoteip, host, info, r)
+          : rules_lookup(file, ci->remoteip, host, info, r))
   {
     case RULES_NOFILE :
       if (optional) return ;
@@ -168,7 +174,8 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
   genalloc v = GENALLOC_ZERO ;
   char const *const *connenv ;
 
-  if (o->rules) apply_rules(o->rules, o->rulesoptional, &c->info, r) ;
+  if (o->rules) apply_rules(c, o->rules, o->rulesoptional, r) ;
+  if (c->rulesfd >= 0) { fd_close(c->rulesfd) ; c->rulesfd = -1 ; }
   if (r->deny)
   {
     connenv_log("deny", c->pid, &c->info, "") ;
@@ -227,4 +234,49 @@ void connection_prepare (connection *c, connection_options const *o, SSL_CTX *df
   e->sslenv = o->sslenv ;
   e->healthcheck = c->healthcheck ;
   e->reportfd = c->reportfd ;
+  /* what connection_rules_reusable let through; a rule of another cdb
+     (or another identity) ends the engine with its connection */
+  e->reusable = c->reusable && e->ctx == dflt && e->tls.uid == o->uid && e->tls.gid == o->gid && !e->tls.root ;
+}
+
+ /* A rule's variable that an engine made for other connections cannot
+    take: another TLS context (its keys may be root's only) or identity,
+    read while the connection process is still privileged. */
+static int needs_fresh_engine (rules_result const *r)
+{
+  return sets_any(r, TLSCTX_VAR_PERRULE | TLSCTX_VAR_IDENTITY) ;
+}
+
+int connection_rules_reusable (int fd)
+{
+  cdb db = CDB_ZERO ;
+  cdb_data key, data ;
+  uint32_t pos ;
+  int e, ok = 1 ;
+  if (!cdb_init_fromfd(&db, fd)) return 0 ;
+  if (db.size < 2048) { cdb_free(&db) ; return 0 ; }
+  cdb_traverse_init(&pos) ;
+  while (ok && (e = cdb_traverse_next(&db, &key, &data, &pos)) == 1)
+  {
+    rules_result r = RULES_RESULT_ZERO ;
+    size_t off = data.s - db.map ;
+    /* as rules.c: a length running past the end is a corrupt file */
+    ok = off <= db.size && data.len <= db.size - off && rules_decode(data.s, data.len, &r) > 0 && !needs_fresh_engine(&r) ;
+    stralloc_free(&r.env) ;
+    stralloc_free(&r.key) ;
+  }
+  cdb_free(&db) ;
+  return ok && !e ;
+}
+
+void connection_wipe (connection *c)
+{
+  rules_result *r = &c->rules ;
+  if (r->env.s) explicit_bzero(r->env.s, r->env.a) ;
+  if (r->key.s) explicit_bzero(r->key.s, r->key.a) ;
+  if (c->modifs.s) explicit_bzero(c->modifs.s, c->modifs.a) ;
+  stralloc_free(&r->env) ;
+  stralloc_free(&r->key) ;
+  stralloc_free(&c->modifs) ;
+  explicit_bzero(&c->info, sizeof(c->info)) ;
 }

@@ -47,9 +47,12 @@ struct connection_s
   char pid[PID_FMT] ;
   unsigned int healthcheck : 1 ;  /* a PROXY header without addresses: the balancer's own check */
   int reportfd ;                  /* the counters' report socket (counters.h), or -1 */
+  int rulesfd ;                   /* the rules cdb, opened by the main process; -1: open it by name */
+  unsigned int rulesmissing : 1 ; /* the main process found no rules cdb */
+  unsigned int reusable : 1 ;     /* a reusable engine's connection (pool.h) */
   engine engine ;
 } ;
-#define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .reportfd = -1, .engine = { .ctx = 0 } }
+#define CONNECTION_ZERO { .info = { .haslocalhost = 0 }, .rules = RULES_RESULT_ZERO, .modifs = STRALLOC_ZERO, .pid = "", .reportfd = -1, .rulesfd = -1, .rulesmissing = 0, .reusable = 0, .engine = { .ctx = 0 } }
 
 /* The front (FRONT_* of front.h) a STARTTLS value asks for: FRONT_NONE
    when unset or empty; an unknown value dies 100 (a start-up error when
@@ -74,7 +77,8 @@ extern int connection_proxy (connection *c, proxy_list const *, int fd, unsigned
 extern unsigned int connection_rule_clientcert (rules_result const *r, unsigned int requested) ;
 
 /*
- * c->info describes the connection. Applies the rules cdb (unreadable:
+ * c->info describes the connection. Applies the rules cdb (c->rulesfd when
+ * the main process opened it, closed here; unreadable:
  * exit 110; deny: logged, exit 100; a rule's MAXCONIP against samehost,
  * this client's connections counting this one, when samehost is nonzero),
  * then builds the connection's environment, its TLS context (dflt unless
@@ -89,5 +93,15 @@ extern unsigned int connection_rule_clientcert (rules_result const *r, unsigned 
  */
 extern void connection_prepare (connection *c, connection_options const *, SSL_CTX *dflt, tlsctx_config const *cfg,
                                 unsigned int samehost, int netr, int netw, char const *const *argv) ;
+
+/* 1 if no rule of the cdb open at fd sets a variable that only a fresh
+   connection process can take (a TLS setting of its own, an identity):
+   then an engine process may serve its clients one after the other.
+   0 for such a rule, and for a file that is no cdb. */
+extern int connection_rules_reusable (int fd) ;
+
+/* Overwrites and frees what c holds of its connection: the rule, the
+   connection's variables, the addresses and names. */
+extern void connection_wipe (connection *c) ;
 
 #endif

@@ -107,15 +107,30 @@ static void end (conn *c, int signalapp, int code)
   if (c->fromapp >= 0) fd_close(c->fromapp) ;
   close_net(e) ;
   if (!c->app) _exit(code >= 0 ? code : 111) ;   /* no application started */
-  if (code < 0) _exit(wait_app(c->app, 0)) ;
+  if (code < 0) _exit(wait_app(c->app, 0)) ;     /* finish's, in an engine that is not reused */
   if (signalapp || e->front) kill(c->app, SIGTERM) ;   /* a front's program runs from the start */
   if (wait_app(c->app, ENGINE_APPWAIT_SECS) < 0)
     log_warn("the program of pid ", e->pid, " has not exited 5 seconds after its connection failed: no longer waiting for it") ;
   _exit(code) ;
 }
 
+ /* The connection ended well: the application's status. An engine that is
+    reused returns it, with every descriptor of the connection closed;
+    any other exits with it. */
+static int finish (conn *c)
+{
+  engine const *e = c->e ;
+  if (!e->reusable) end(c, 0, -1) ;
+  if (c->ctl >= 0) fd_close(c->ctl) ;
+  if (c->toapp >= 0) fd_close(c->toapp) ;
+  if (c->fromapp >= 0) fd_close(c->fromapp) ;
+  close_net(e) ;
+  return c->app ? wait_app(c->app, 0) : 0 ;
+}
+
  /* Deferred mode: wait for 'y' or 'Y' while the application talks in clear.
-    Returns the command. */
+    Returns the command, 0 if the application never asked (the connection
+    is then over, its descriptors closed). */
 static char await_starttls (conn *c)
 {
   engine const *e = c->e ;
@@ -128,7 +143,7 @@ static char await_starttls (conn *c)
       fd_close(c->ctl) ; c->ctl = -1 ;
       fd_close(c->toapp) ; c->toapp = -1 ;
       fd_close(c->fromapp) ; c->fromapp = -1 ;
-      end(c, 0, -1) ;
+      return 0 ;
     case UCSPITLS_TIMEOUT :
       log_error(111, "timed out in plaintext with: ", e->remoteip, " for pid: ", e->pid) ;
       end(c, 1, 111) ;
@@ -239,8 +254,7 @@ static void log_session (engine const *e, SSL *ssl)
   log_status("tls ", e->pid, e->client ? " connect " : " accept ", SSL_get_version(ssl), ":", SSL_get_cipher_name(ssl)) ;
 }
 
-static void tls_relay (conn *, SSL *, char const *, size_t) __attribute__((noreturn)) ;
-static void tls_relay (conn *c, SSL *ssl, char const *first, size_t firstlen)
+static int tls_relay (conn *c, SSL *ssl, char const *first, size_t firstlen)
 {
   engine const *e = c->e ;
   char const *why ;
@@ -251,7 +265,8 @@ static void tls_relay (conn *c, SSL *ssl, char const *first, size_t firstlen)
   if (r == RELAY_TIMEOUT) log_error(111, "timed out speaking TLS with: ", e->remoteip, " for pid: ", e->pid) ;
   else if (r == RELAY_ERROR) log_error(111, "unable to speak TLS with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
   SSL_free(ssl) ;
-  end(c, r != RELAY_DONE, r == RELAY_DONE ? -1 : 111) ;
+  if (r != RELAY_DONE) end(c, 1, 111) ;
+  return finish(c) ;
 }
 
  /*
@@ -261,8 +276,7 @@ static void tls_relay (conn *c, SSL *ssl, char const *first, size_t firstlen)
   * spawned after it, vfork-style, with its SSL_* already known - one
   * process copy less per connection. The banner is sent by the engine.
   */
-static void engine_spawn_after (engine const *) __attribute__((noreturn)) ;
-static void engine_spawn_after (engine const *e)
+static int engine_spawn_after (engine const *e)
 {
   conn c = { .e = e, .app = 0, .ctl = -1, .toapp = -1, .fromapp = -1 } ;
   stralloc block = STRALLOC_ZERO ;
@@ -290,8 +304,8 @@ static void engine_spawn_after (engine const *e)
     log_error(111, "unable to run ", e->argv[0], ": ", strerror(errno)) ;
     end(&c, 0, 111) ;
   }
-  stralloc_free(&block) ;
-  tls_relay(&c, ssl, e->banner, e->banner ? strlen(e->banner) : 0) ;
+  tlsenv_wipe(&block) ;
+  return tls_relay(&c, ssl, e->banner, e->banner ? strlen(e->banner) : 0) ;
 }
 
  /*
@@ -299,8 +313,7 @@ static void engine_spawn_after (engine const *e)
   * speaks the protocol's STARTTLS step for it (front.h), does the
   * handshake when the client asks, and goes on filtering over TLS.
   */
-static void engine_front (engine const *) __attribute__((noreturn)) ;
-static void engine_front (engine const *e)
+static int engine_front (engine const *e)
 {
   conn c = { .e = e, .ctl = -1 } ;
   int in[2], out[2] ;
@@ -336,19 +349,20 @@ static void engine_front (engine const *e)
   if (r == FRONT_TIMEOUT) log_error(111, ssl ? "timed out speaking TLS with: " : "timed out in plaintext with: ", e->remoteip, " for pid: ", e->pid) ;
   else if (r == FRONT_ERROR) log_error(111, ssl ? "unable to speak TLS with: " : "unable to speak in plaintext with: ", e->remoteip, " for pid: ", e->pid, ": ", why) ;
   if (ssl) SSL_free(ssl) ;
-  end(&c, r != FRONT_DONE, r == FRONT_DONE ? -1 : 111) ;
+  if (r != FRONT_DONE) end(&c, 1, 111) ;
+  return finish(&c) ;
 }
 
-void engine_run (engine const *e)
+int engine_run (engine const *e)
 {
   int in[2], out[2], ctl[2] ;
   conn c = { .e = e } ;
   SSL *ssl ;
   int sendblock = e->sslenv ;
 
-  if (e->front) engine_front(e) ;
+  if (e->front) return engine_front(e) ;
   if (!e->deferred && !e->client && e->tls.uid == e->appuid && e->tls.gid == e->appgid && !e->tls.root)
-    engine_spawn_after(e) ;
+    return engine_spawn_after(e) ;
 
   if (pipecoe(in) == -1 || pipecoe(out) == -1) dieu_sys(111, "create pipe") ;
   if ((e->deferred ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) : pipecoe(ctl)) == -1)
@@ -371,7 +385,12 @@ void engine_run (engine const *e)
   c.ctl = ctl[1] ;
 
   drop_engine_privileges(&c) ;
-  if (e->deferred) sendblock = await_starttls(&c) == 'Y' ;
+  if (e->deferred)
+  {
+    char cmd = await_starttls(&c) ;
+    if (!cmd) return finish(&c) ;
+    sendblock = cmd == 'Y' ;
+  }
   ssl = tls_start(&c) ;
 
   if (e->deferred && !sendblock) shutdown(c.ctl, SHUT_RDWR) ;
@@ -380,9 +399,9 @@ void engine_run (engine const *e)
     stralloc block = STRALLOC_ZERO ;
     if (sendblock && !(e->client ? tlsenv_client(&block, ssl) : tlsenv_server(&block, ssl))) { log_error(111, "unable to build the TLS environment: out of memory") ; end(&c, 1, 111) ; }
     if (!ucspitls_send_block(c.ctl, block.s, block.len)) { log_error(111, "unable to pass the TLS environment: ", strerror(errno)) ; end(&c, 1, 111) ; }
-    stralloc_free(&block) ;
+    tlsenv_wipe(&block) ;
   }
   fd_close(c.ctl) ;
   c.ctl = -1 ;
-  tls_relay(&c, ssl, 0, 0) ;
+  return tls_relay(&c, ssl, 0, 0) ;
 }

@@ -43,6 +43,7 @@ struct engine_s
   char const *servername ;      /* client: SNI, and the name to verify */
   int checkname ;               /* client: verify servername against the certificate */
   unsigned char const *pin ;    /* client: SHA-256 pin of the certificate or key, or 0 */
+  int reusable ;                /* sslserver's reusable engine (pool.h): a connection that ends well returns */
 } ;
 
 /* Deferred mode: the application's descriptors for the UCSPI-TLS protocol,
@@ -52,6 +53,10 @@ struct engine_s
 #define ENGINE_READFD 4
 #define ENGINE_WRITEFD 5
 
-extern void engine_run (engine const *) __attribute__((noreturn)) ;
+/* Never returns, except in an engine marked reusable whose connection
+   ended well: then every descriptor of the connection is closed, the
+   application has exited, and the return is its status. Any failure ends
+   the process (its exit code is the connection's). */
+extern int engine_run (engine const *) ;
 
 #endif

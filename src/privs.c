@@ -13,8 +13,16 @@
 #include "number.h"
 #include "privs.h"
 
+ /* A reused engine dropped its privileges for its first connection: what
+    it is asked for again is where it already is, and not root's to do. */
+static int already (gid_t gid, uid_t uid)
+{
+  return geteuid() && (!uid || uid == geteuid()) && (!gid || gid == getegid()) ;
+}
+
 char const *privs_try (char const *root, gid_t gid, uid_t uid)
 {
+  if ((!root || !*root) && already(gid, uid)) return 0 ;
   if (root && *root)
   {
     if (chroot(root) == -1) return "chroot" ;
@@ -30,7 +38,7 @@ char const *privs_try (char const *root, gid_t gid, uid_t uid)
 
 char const *privs_try_nogroups (gid_t gid, uid_t uid)
 {
-  if (!uid && !gid) return 0 ;
+  if ((!uid && !gid) || already(gid, uid)) return 0 ;
   if (skalibs_setgroups(0, 0) == -1) return "clear supplementary groups" ;
   if (gid && setgid(gid) == -1) return "set gid" ;
   if (uid && setuid(uid) == -1) return "set uid" ;

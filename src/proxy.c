@@ -238,6 +238,7 @@ int proxy_read (int fd, unsigned int secs, proxy_header *h, char const **why)
     do e = recv(fd, buf + have, r, 0) ; while (e == -1 && errno == EINTR) ;
     if (e != r) { if (e >= 0) errno = EIO ; return PROXY_ERROR ; }
     have += r ;
-    if (total) return PROXY_OK ;
+    /* an engine may serve another connection next: nothing of this one stays */
+    if (total) { explicit_bzero(buf, sizeof(buf)) ; return PROXY_OK ; }
   }
 }

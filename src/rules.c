@@ -184,14 +184,26 @@ static int walk (lookup *l, char const *ip, char const *host, char const *info)
   return try(l, "", 0) ;
 }
 
+static int lookup_in (lookup *l, char const *ip, char const *host, char const *info)
+{
+  int r ;
+  if (l->c.size < 2048) { cdb_free(&l->c) ; errno = EPROTO ; return RULES_ERROR ; }
+  r = walk(l, ip, host, info) ;
+  cdb_free(&l->c) ;
+  stralloc_free(&l->key) ;
+  return r == -2 ? RULES_TOOBIG : r < 0 ? RULES_ERROR : r ? RULES_MATCH : RULES_NOMATCH ;
+}
+
 int rules_lookup (char const *file, char const *ip, char const *host, char const *info, rules_result *res)
 {
   lookup l = { .c = CDB_ZERO, .key = STRALLOC_ZERO, .r = res } ;
-  int r ;
   if (!cdb_init(&l.c, file)) return errno == ENOENT ? RULES_NOFILE : RULES_ERROR ;
-  if (l.c.size < 2048) { cdb_free(&l.c) ; errno = EPROTO ; return RULES_ERROR ; }
-  r = walk(&l, ip, host, info) ;
-  cdb_free(&l.c) ;
-  stralloc_free(&l.key) ;
-  return r == -2 ? RULES_TOOBIG : r < 0 ? RULES_ERROR : r ? RULES_MATCH : RULES_NOMATCH ;
+  return lookup_in(&l, ip, host, info) ;
+}
+
+int rules_lookup_fd (int fd, char const *ip, char const *host, char const *info, rules_result *res)
+{
+  lookup l = { .c = CDB_ZERO, .key = STRALLOC_ZERO, .r = res } ;
+  if (!cdb_init_fromfd(&l.c, fd)) return RULES_ERROR ;
+  return lookup_in(&l, ip, host, info) ;
 }

@@ -43,6 +43,9 @@ struct rules_result_s
 /* ip: text as in SSLREMOTEIP; host, info: 0 when unknown. */
 extern int rules_lookup (char const *file, char const *ip, char const *host, char const *info, rules_result *) ;
 
+/* The same in the cdb open at fd (left open). */
+extern int rules_lookup_fd (int fd, char const *ip, char const *host, char const *info, rules_result *) ;
+
 /* Decodes a record value: "D" denies, "+NAME=value" sets, anything else is
    ignored (as tcpserver does). Returns 1, 0 on allocation failure, -1 if
    the value is over RULES_MAXDATA bytes or sets over RULES_MAXVARS

@@ -180,5 +180,5 @@ int main (int argc, char const *const *argv)
   e.servername = strcmp(argv[0], "0") ? argv[0] : "127.0.0.1" ;
   e.checkname = cfg.verify && o.checkname ;
   e.pin = o.haspin ? o.pin : 0 ;
-  engine_run(&e) ;
+  _exit(engine_run(&e)) ;   /* returns only for a reusable engine: never here */
 }

@@ -165,5 +165,5 @@ int main (int argc, char const *const *argv)
   }
   connection_prepare(&c, o, 0, &cfg, 0, 0, 1, argv) ;
   privs_warn_root_engine(&c.engine.tls) ;
-  engine_run(&c.engine) ;
+  _exit(engine_run(&c.engine)) ;   /* returns only for a reusable engine: never here */
 }

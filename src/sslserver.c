@@ -10,7 +10,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <malloc.h>
 
 #include <openssl/ssl.h>
 
@@ -42,6 +44,7 @@
 #include "counters.h"
 #include "notify.h"
 #include "check.h"
+#include "pool.h"
 
 #define USAGE "sslserver [ -1346CUXpPhHrRoOdDqQvVeEsSnNmzZ ] [ -c limit ] [ -x rules.cdb ] [ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] [ -t timeout ] [ -T ssltimeout ] [ -w progtimeout ] host port prog..."
 #define dieusage() do { if (verbosity) log_line("usage: ", USAGE) ; _exit(100) ; } while (0)
@@ -52,6 +55,14 @@ extern char **environ ;
    the kernel for absurd amounts. */
 #define LIMIT_MAX 100000
 #define BACKLOG_MAX 65535
+#define REUSE_MAX 100000
+
+ /* ENGINEREUSE's default: connections one engine process serves. */
+#define REUSE_DEFAULT 100
+ /* Idle engines kept for the next clients, at most this many, for at
+    most this long: a quiet server goes back to its main process alone. */
+#define POOL_IDLE_MAX 8
+#define POOL_IDLE_SECS 2
 
 typedef struct options_s options ;
 struct options_s
@@ -144,6 +155,7 @@ static void log_config (options const *o)
   for (tlsctx_var const *v = tlsctx_vars ; v->name ; v++) log_setting(v->name, v->dflt) ;
   log_setting("MAXCONIP", 0) ;
   log_setting("REUSEPORT", 0) ;
+  log_setting("ENGINEREUSE", "100") ;
   for (char **e = environ ; *e ; e++)
     if ((*e)[strcspn(*e, ":=")] == ':' && tlsctx_var_has(*e, TLSCTX_VAR_NAMED)) log_line("config: ", *e) ;
   n[uint_fmt(n, o->limit)] = 0 ;
@@ -165,7 +177,24 @@ struct child_s
   pid_t pid ;
   unsigned char ip[16] ;   /* IPv4 as v4-mapped, so both spellings compare equal */
   int report ;             /* behind a balancer: where the real address comes from, else -1 */
+  int chan ;               /* a reusable engine's channel (pool.h), else -1 */
+  unsigned int served ;    /* connections a reusable engine was given */
+  tain idlesince ;         /* an idle engine's last end */
   unsigned int known : 1 ; /* ip is the client's (always, unless behind a balancer) */
+  unsigned int busy : 1 ;  /* serving a connection; else an idle or retired engine */
+} ;
+
+ /* What the rules cdb allows (connection_rules_reusable), by the identity
+    of the file it was learnt from. */
+typedef struct rulescache_s rulescache ;
+struct rulescache_s
+{
+  dev_t dev ;
+  ino_t ino ;
+  off_t size ;
+  struct timespec mtime ;
+  struct timespec ctime ;
+  int reusable ;
 } ;
 
  /* The main process's state. */
@@ -182,9 +211,14 @@ struct server_s
   int lfd ;
   int spfd ;
   notify notify ;               /* systemd's NOTIFY_SOCKET */
-  unsigned int children ;
-  child *table ;                /* o.limit entries */
-  iopause_fd *x ;               /* o.limit + 3 entries */
+  unsigned int children ;       /* processes in the table */
+  unsigned int busy ;           /* connections being served: what -c limits */
+  unsigned int capacity ;       /* entries of the table */
+  unsigned int reuse ;          /* ENGINEREUSE */
+  int pool ;                    /* engines may be reused (pool.h) */
+  rulescache rc ;
+  child *table ;                /* capacity entries */
+  iopause_fd *x ;               /* 3 + o.limit + capacity entries: reports, channels */
   unsigned int *xchild ;        /* which child an entry of x is for */
   tain rotation ;               /* when the ticket keys rotate next */
   char const *ticketkeyfile ;   /* TICKETKEYFILE, or 0: keys made here and rotated */
@@ -194,8 +228,17 @@ struct server_s
   tain metricsdue ;             /* not written again before then */
 } ;
 
+ /* Engines hold the ticket keys and TLS material of their fork: from now
+    on, none is given another connection (each ends with its current one). */
+static void retire_engines (server *s)
+{
+  for (unsigned int i = 0 ; i < s->children ; i++)
+    if (s->table[i].chan >= 0) { fd_close(s->table[i].chan) ; s->table[i].chan = -1 ; }
+}
+
 static void rotate_tickets (server *s)
 {
+  retire_engines(s) ;
   if (!tickets_rotate()) log_warn("unable to rotate the session ticket keys") ;
   tain_addsec_g(&s->rotation, TICKETS_ROTATE_SECS) ;
 }
@@ -214,6 +257,7 @@ static void reload (server *s)
   char err[1024] ;
   SSL_CTX *fresh ;
   notify_reloading(&s->notify) ;
+  retire_engines(s) ;
   check_material(s, CHECK_MODE_RELOAD) ;
   if (!s->ticketkeyfile) rotate_tickets(s) ;
   else if (!tickets_load(s->ticketkeyfile, err, sizeof(err))) log_warn(err, ", keeping the previous keys") ;
@@ -235,7 +279,7 @@ static unsigned int count_same (server const *s, unsigned char const *ip)
 {
   unsigned int n = 0 ;
   for (unsigned int i = 0 ; i < s->children ; i++)
-    if (s->table[i].known && !memcmp(s->table[i].ip, ip, 16)) n++ ;
+    if (s->table[i].busy && s->table[i].known && !memcmp(s->table[i].ip, ip, 16)) n++ ;
   return n ;
 }
 
@@ -245,27 +289,92 @@ static void forget_report (child *c)
   c->report = -1 ;
 }
 
+static void log_end (pid_t pid, int wstat)
+{
+  char a[PID_FMT], b[UINT_FMT] ;
+  a[pid_fmt(a, pid)] = 0 ;
+  b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
+  log_status("end ", a, " status ", b) ;
+}
+
+static void connection_ended (server *s)
+{
+  s->busy-- ;
+  log_status_count(s->busy, s->o.limit) ;
+  counters_current(s->busy) ;
+  s->metricsdirty = 1 ;
+}
+
+static unsigned int count_idle (server const *s)
+{
+  unsigned int n = 0 ;
+  for (unsigned int i = 0 ; i < s->children ; i++)
+    if (!s->table[i].busy && s->table[i].chan >= 0) n++ ;
+  return n ;
+}
+
+ /* A reusable engine's channel is readable: the connection it served
+    ended well (logged as a connection process's end, with the program's
+    status), or the engine is gone (its reaping says how it ended). An
+    idle engine has nothing to say: one that speaks is retired. */
+static void engine_report (server *s, child *c)
+{
+  int status ;
+  if (!c->busy || !pool_read_end(c->chan, &status))
+  {
+    fd_close(c->chan) ;
+    c->chan = -1 ;
+    return ;
+  }
+  log_end(c->pid, (status & 0xff) << 8) ;
+  forget_report(c) ;
+  c->busy = 0 ;
+  c->known = 0 ;
+  connection_ended(s) ;
+  if (c->served >= s->reuse || count_idle(s) > POOL_IDLE_MAX) { fd_close(c->chan) ; c->chan = -1 ; }
+  else c->idlesince = STAMP ;
+}
+
+ /* Retires the engines idle for POOL_IDLE_SECS; *next is lowered to when
+    the next one will be. */
+static void retire_idle (server *s, tain *next)
+{
+  for (unsigned int i = 0 ; i < s->children ; i++)
+  {
+    child *c = &s->table[i] ;
+    tain due ;
+    if (c->busy || c->chan < 0) continue ;
+    tain_addsec(&due, &c->idlesince, POOL_IDLE_SECS) ;
+    if (!tain_less(&STAMP, &due)) { fd_close(c->chan) ; c->chan = -1 ; }
+    else if (tain_less(&due, next)) *next = due ;
+  }
+}
+
+ /* A process ended: a connection process, an engine with its connection
+    (which may have said how it ended just before), or an idle engine
+    retired (nothing to log). */
 static void reap (server *s)
 {
   for (;;)
   {
-    char a[PID_FMT], b[UINT_FMT] ;
     int wstat ;
     pid_t pid = waitpid(-1, &wstat, WNOHANG) ;
     if (pid <= 0) break ;
     for (unsigned int i = 0 ; i < s->children ; i++)
       if (s->table[i].pid == pid)
       {
-        forget_report(&s->table[i]) ;
+        child *c = &s->table[i] ;
+        if (c->busy && c->chan >= 0) engine_report(s, c) ;
+        if (c->chan >= 0) fd_close(c->chan) ;
+        forget_report(c) ;
+        if (c->busy)
+        {
+          log_end(pid, wstat) ;
+          connection_ended(s) ;
+        }
         s->table[i] = s->table[--s->children] ;
         break ;
       }
-    a[pid_fmt(a, pid)] = 0 ;
-    b[uint_fmt(b, (unsigned int)wstat)] = 0 ;
-    log_status("end ", a, " status ", b) ;
-    log_status_count(s->children, s->o.limit) ;
-    counters_current(s->children) ;
-    s->metricsdirty = 1 ;
   }
 }
 
@@ -321,14 +430,18 @@ static unsigned int learn_count (connection const *c, int report, unsigned int s
     samehost counts this client's connections, this one included; with a
     report socket (the peer is a balancer listed in PROXYFROM) it is learnt
     once the PROXY header has named the client. */
-static void connection_run (server const *s, int fd, struct sockaddr_storage const *peer, unsigned int samehost, int report)
+static int connection_run (server const *s, int fd, pool_conn const *pc, int report, int rulesfd, int reusable)
 {
   options const *o = &s->o ;
   connection c = CONNECTION_ZERO ;
-  unsigned int what = 0 ;
-  int one = 1 ;
+  unsigned int what = 0, samehost = pc->samehost ;
+  struct sockaddr_storage const *peer = &pc->peer ;
+  int one = 1, status ;
 
   connection_init(&c) ;
+  c.rulesfd = rulesfd ;
+  c.rulesmissing = pc->rulesmissing ;
+  c.reusable = reusable ;
   c.reportfd = s->reportfd ;
   if (!connenv_fromaccept(&c.info, fd, peer)) { log_status("pid ", c.pid, " from ", c.info.remoteip) ; dieu_sys(111, "get the local address of a connection from ", c.info.remoteip) ; }
   if (report >= 0)
@@ -353,7 +466,35 @@ static void connection_run (server const *s, int fd, struct sockaddr_storage con
      identd send */
   lookup_names(&c.info, what, o->identtimeout, o->engine.uid, o->engine.gid) ;
   connection_prepare(&c, &o->conn, s->ctx, &s->cfg, samehost, fd, fd, s->argv) ;
-  engine_run(&c.engine) ;
+  status = engine_run(&c.engine) ;
+  connection_wipe(&c) ;
+  return status ;
+}
+
+ /* Overwrites the stack the connection used below this frame: the
+    handshake's and the relay's locals. */
+static void __attribute__((noinline)) wipe_stack (void)
+{
+  char area[65536] ;
+  explicit_bzero(area, sizeof(area)) ;
+}
+
+ /* The connection process; with a channel, a reusable engine: after each
+    connection that ended well it says so and waits for the next one,
+    until the main process closes the channel. */
+static void serve (server const *s, int chan, int fd, pool_conn const *first, int report, int rulesfd) __attribute__((noreturn)) ;
+static void serve (server const *s, int chan, int fd, pool_conn const *first, int report, int rulesfd)
+{
+  pool_conn pc = *first ;
+  for (;;)
+  {
+    int status = connection_run(s, fd, &pc, report, rulesfd, chan >= 0) ;
+    if (!pool_report_end(chan, status)) _exit(status) ;
+    wipe_stack() ;
+    explicit_bzero(&pc, sizeof(pc)) ;
+    malloc_trim(0) ;
+    if (!pool_receive(chan, &fd, &rulesfd, &report, &pc)) _exit(0) ;
+  }
 }
 
  /* The main process's side of learn_count: answers when the report socket
@@ -371,18 +512,74 @@ static void answer_report (server *s, child *c)
   forget_report(c) ;
 }
 
- /* Accepts one client, counts its connections (MAXCONIP) and forks its
-    connection process. A balancer's connection is counted once its
-    connection process has read whose it is. */
+ /* Whether this connection may go to a reusable engine, with the rules
+    cdb it is to read: opened here, so that the engine, no longer root,
+    reads the very file whose rules were checked, whoever may read it. */
+static int rules_for_engine (server *s, int *fd, int *missing)
+{
+  rulescache *rc = &s->rc ;
+  struct stat st ;
+  *fd = -1 ;
+  *missing = 0 ;
+  if (!s->o.conn.rules) return 1 ;
+  *fd = open(s->o.conn.rules, O_RDONLY | O_CLOEXEC) ;
+  if (*fd == -1)
+  {
+    *missing = errno == ENOENT ;
+    return *missing ;
+  }
+  if (fstat(*fd, &st) == -1) { fd_close(*fd) ; *fd = -1 ; return 0 ; }
+  if (st.st_dev != rc->dev || st.st_ino != rc->ino || st.st_size != rc->size
+   || st.st_mtim.tv_sec != rc->mtime.tv_sec || st.st_mtim.tv_nsec != rc->mtime.tv_nsec
+   || st.st_ctim.tv_sec != rc->ctime.tv_sec || st.st_ctim.tv_nsec != rc->ctime.tv_nsec)
+  {
+    rc->dev = st.st_dev ;
+    rc->ino = st.st_ino ;
+    rc->size = st.st_size ;
+    rc->mtime = st.st_mtim ;
+    rc->ctime = st.st_ctim ;
+    rc->reusable = connection_rules_reusable(*fd) ;
+  }
+  if (!rc->reusable) { fd_close(*fd) ; *fd = -1 ; }
+  return rc->reusable ;
+}
+
+ /* Gives the connection to an idle engine; 0 if there is none. */
+static int hand_over (server *s, int fd, int rulesfd, int report, pool_conn const *pc)
+{
+  for (unsigned int i = 0 ; i < s->children ; i++)
+  {
+    child *c = &s->table[i] ;
+    if (c->busy || c->chan < 0) continue ;
+    if (!pool_send(c->chan, fd, rulesfd, report, pc))
+    {
+      /* gone: reaped in silence, as an idle engine retired */
+      fd_close(c->chan) ;
+      c->chan = -1 ;
+      continue ;
+    }
+    c->busy = 1 ;
+    c->served++ ;
+    c->report = -1 ;
+    return (int)i + 1 ;
+  }
+  return 0 ;
+}
+
+ /* Accepts one client, counts its connections (MAXCONIP) and gives it to
+    an idle engine or forks its connection process. A balancer's
+    connection is counted once its connection process has read whose it
+    is. */
 static void new_connection (server *s)
 {
-  struct sockaddr_storage peer ;
-  socklen_t peerlen = sizeof(peer) ;
-  child *slot = &s->table[s->children] ;
-  int report[2] = { -1, -1 } ;
-  unsigned int same = 0 ;
+  pool_conn pc = { .samehost = 0 } ;
+  socklen_t peerlen = sizeof(pc.peer) ;
+  unsigned char ip[16] ;
+  int report[2] = { -1, -1 }, chan[2] = { -1, -1 } ;
+  int rulesfd = -1, pooled, known, i ;
+  child *slot ;
   pid_t pid ;
-  int fd = accept4(s->lfd, (struct sockaddr *)&peer, &peerlen, SOCK_CLOEXEC) ;
+  int fd = accept4(s->lfd, (struct sockaddr *)&pc.peer, &peerlen, SOCK_CLOEXEC) ;
   if (fd == -1)
   {
     if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) log_warn("unable to accept: ", strerror(errno)) ;
@@ -390,15 +587,15 @@ static void new_connection (server *s)
   }
   counters_accepted() ;
   s->metricsdirty = 1 ;
-  proxy_key(&peer, slot->ip) ;
-  slot->known = !proxy_listed(&s->proxies, slot->ip) ;
-  if (slot->known)
+  proxy_key(&pc.peer, ip) ;
+  known = !proxy_listed(&s->proxies, ip) ;
+  if (known)
   {
-    same = count_same(s, slot->ip) + 1 ;
-    if (s->maxconip && same > s->maxconip)
+    pc.samehost = count_same(s, ip) + 1 ;
+    if (s->maxconip && pc.samehost > s->maxconip)
     {
       char a[CONNENV_IPFMT], p[CONNENV_PORTFMT] ;
-      connenv_fmtaddr(&peer, a, p) ;
+      connenv_fmtaddr(&pc.peer, a, p) ;
       log_over_limit(s->maxconip, a) ;
       counters_refused_here("maxconip") ;
       fd_close(fd) ;
@@ -411,33 +608,59 @@ static void new_connection (server *s)
     fd_close(fd) ;
     return ;
   }
-  pid = fork() ;
-  if (pid == -1)
+  pooled = s->pool && rules_for_engine(s, &rulesfd, &pc.rulesmissing) ;
+  if (pooled && (i = hand_over(s, fd, rulesfd, report[1], &pc)))
   {
-    log_warn("unable to fork: ", strerror(errno)) ;
-    fd_close(fd) ;
-    if (report[0] >= 0) { fd_close(report[0]) ; fd_close(report[1]) ; }
-    return ;
+    slot = &s->table[i - 1] ;
+    pid = slot->pid ;
   }
-  if (!pid)
+  else
   {
-    selfpipe_finish() ;
-    fd_close(s->lfd) ;
-    fd_close(counters_fd()) ;
-    /* the service manager hears from the main process only */
-    if (s->notify.fd >= 0) fd_close(s->notify.fd) ;
-    /* the other connections' report sockets are not this one's to hold */
-    for (unsigned int i = 0 ; i < s->children ; i++) if (s->table[i].report >= 0) fd_close(s->table[i].report) ;
-    if (report[0] >= 0) fd_close(report[0]) ;
-    connection_run(s, fd, &peer, same, report[1]) ;
+    if (pooled && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) == -1) chan[0] = chan[1] = -1 ;
+    pid = fork() ;
+    if (pid == -1)
+    {
+      log_warn("unable to fork: ", strerror(errno)) ;
+      fd_close(fd) ;
+      if (report[0] >= 0) { fd_close(report[0]) ; fd_close(report[1]) ; }
+      if (chan[0] >= 0) { fd_close(chan[0]) ; fd_close(chan[1]) ; }
+      if (rulesfd >= 0) fd_close(rulesfd) ;
+      return ;
+    }
+    if (!pid)
+    {
+      selfpipe_finish() ;
+      fd_close(s->lfd) ;
+      fd_close(counters_fd()) ;
+      /* the service manager hears from the main process only */
+      if (s->notify.fd >= 0) fd_close(s->notify.fd) ;
+      /* the other connections' report sockets and the other engines'
+         channels are not this one's to hold */
+      for (unsigned int j = 0 ; j < s->children ; j++)
+      {
+        if (s->table[j].report >= 0) fd_close(s->table[j].report) ;
+        if (s->table[j].chan >= 0) fd_close(s->table[j].chan) ;
+      }
+      if (report[0] >= 0) fd_close(report[0]) ;
+      if (chan[0] >= 0) fd_close(chan[0]) ;
+      serve(s, chan[1], fd, &pc, report[1], rulesfd) ;
+    }
+    if (chan[1] >= 0) fd_close(chan[1]) ;
+    slot = &s->table[s->children++] ;
+    slot->pid = pid ;
+    slot->chan = chan[0] ;
+    slot->served = 1 ;
+    slot->busy = 1 ;
   }
   fd_close(fd) ;
+  if (rulesfd >= 0) fd_close(rulesfd) ;
   if (report[1] >= 0) { fd_close(report[1]) ; ndelay_on(report[0]) ; }
-  slot->pid = pid ;
+  memcpy(slot->ip, ip, 16) ;
+  slot->known = known ;
   slot->report = report[0] ;
-  s->children++ ;
-  counters_current(s->children) ;
-  log_status_count(s->children, s->o.limit) ;
+  s->busy++ ;
+  counters_current(s->busy) ;
+  log_status_count(s->busy, s->o.limit) ;
 }
 
  /* -1: "ip : port" on stdout, which is also s6's readiness notification. */
@@ -531,15 +754,24 @@ static void wait_and_serve (server *s)
   s->x[1].fd = counters_fd() ;
   s->x[1].events = IOPAUSE_READ ;
   for (unsigned int i = 0 ; i < s->children ; i++)
+  {
     if (s->table[i].report >= 0)
     {
       s->x[n].fd = s->table[i].report ;
       s->x[n].events = IOPAUSE_READ ;
       s->xchild[n++] = i ;
     }
+    if (s->table[i].chan >= 0)
+    {
+      s->x[n].fd = s->table[i].chan ;
+      s->x[n].events = IOPAUSE_READ ;
+      s->xchild[n++] = i ;
+    }
+  }
   reports = n ;
-  if (s->children < s->o.limit) { s->x[n].fd = s->lfd ; s->x[n++].events = IOPAUSE_READ ; }
+  if (s->busy < s->o.limit && s->children < s->capacity) { s->x[n].fd = s->lfd ; s->x[n++].events = IOPAUSE_READ ; }
   if (s->metricsfile && s->metricsdirty && tain_less(&s->metricsdue, &deadline)) deadline = s->metricsdue ;
+  retire_idle(s, &deadline) ;
   r = iopause_g(s->x, n, &deadline) ;
   if (r == -1) { if (errno == EINTR) return ; dieu_sys(111, "iopause") ; }
   /* on schedule even when a steady stream of connections keeps iopause
@@ -548,10 +780,15 @@ static void wait_and_serve (server *s)
   if (r)
   {
     for (unsigned int k = 2 ; k < reports ; k++)
-      if (s->x[k].revents) answer_report(s, &s->table[s->xchild[k]]) ;
+    {
+      child *c = &s->table[s->xchild[k]] ;
+      if (!s->x[k].revents) continue ;
+      if (s->x[k].fd == c->report) answer_report(s, c) ;
+      else if (s->x[k].fd == c->chan) engine_report(s, c) ;
+    }
     if (s->x[1].revents) { counters_read() ; s->metricsdirty = 1 ; }
     if (s->x[0].revents) handle_signals(s) ;
-    if (n > reports && s->x[reports].revents && s->children < s->o.limit) new_connection(s) ;
+    if (n > reports && s->x[reports].revents && s->busy < s->o.limit && s->children < s->capacity) new_connection(s) ;
   }
   write_metrics(s) ;
 }
@@ -588,6 +825,11 @@ int main (int argc, char const *const *argv)
     if (!proxy_list_scan(&s.proxies, getenv("PROXYFROM"), &bad)) die_x(100, "invalid PROXYFROM entry: ", bad) ;
   }
   connection_front(getenv("STARTTLS")) ;
+  {
+    char const *m = getenv("ENGINEREUSE") ;
+    s.reuse = REUSE_DEFAULT ;
+    if (m && *m && !number_scan(m, 1, REUSE_MAX, &s.reuse)) die_x(100, "invalid ENGINEREUSE: ", m, " (1 to 100000)") ;
+  }
   privs_engine_from_env(&s.o.engine, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
   privs_engine_check(&s.o.engine) ;
   privs_check_possible(s.o.conn.uid, s.o.conn.gid, "the program") ;
@@ -599,14 +841,20 @@ int main (int argc, char const *const *argv)
     _exit(check_material(&s, CHECK_MODE_REPORT) ? 111 : 0) ;
   }
   build_context(&s, argc, argv) ;
+  /* An engine is reused only where it would have served as it is: its
+     identity the program's, no chroot, no SNI pairs to free after the
+     handshake (per-rule settings are checked per connection) */
+  s.pool = s.reuse > 1 && s.o.engine.uid == s.o.conn.uid && s.o.engine.gid == s.o.conn.gid && !s.o.engine.root && !tlsctx_has_sni(s.ctx) ;
   if (!counters_open(&s.reportfd)) dieu_sys(111, "create the counters' socket") ;
   s.metricsfile = getenv("METRICSFILE") ;
   if (s.metricsfile && !*s.metricsfile) s.metricsfile = 0 ;
   if (verbosity >= 3) log_config(&s.o) ;
 
-  s.table = alloc(s.o.limit * sizeof(child)) ;
-  s.x = alloc((s.o.limit + 3) * sizeof(iopause_fd)) ;
-  s.xchild = alloc((s.o.limit + 3) * sizeof(unsigned int)) ;
+  /* busy connections, idle engines, and retired ones not yet reaped */
+  s.capacity = 2 * s.o.limit + POOL_IDLE_MAX ;
+  s.table = alloc(s.capacity * sizeof(child)) ;
+  s.x = alloc((3 + s.o.limit + s.capacity) * sizeof(iopause_fd)) ;
+  s.xchild = alloc((3 + s.o.limit + s.capacity) * sizeof(unsigned int)) ;
   if (!s.table || !s.x || !s.xchild) dieu_sys(111, "allocate the connection table") ;
   s.lfd = activated ? listener_inherit(ip, port)
     : listener_open(argv[0], argv[1], s.o.prefer4, s.o.prefer6, s.o.backlog, reuseport(), ip, port) ;

@@ -699,6 +699,12 @@ void tlsctx_release (SSL_CTX *ctx, SSL *ssl)
     }
 }
 
+int tlsctx_has_sni (SSL_CTX *ctx)
+{
+  snitable *t = sni_index < 0 ? 0 : SSL_CTX_get_ex_data(ctx, sni_index) ;
+  return t && t->n ;
+}
+
 static int sni_setup (SSL_CTX *ctx, char const *const *envp, tlsctx_config const *cfg, unsigned char const *id, char *err, size_t errlen)
 {
   unsigned int n = 0 ;

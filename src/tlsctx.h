@@ -128,4 +128,8 @@ extern void tlsctx_forget_password (void) ;
    the one ssl uses, so their keys are no longer in memory. */
 extern void tlsctx_release (SSL_CTX *ctx, SSL *ssl) ;
 
+/* 1 if ctx has pairs for SNI names (CERTFILE:name), which
+   tlsctx_release would free. */
+extern int tlsctx_has_sni (SSL_CTX *ctx) ;
+
 #endif

@@ -250,3 +250,9 @@ int tlsenv_client (stralloc *sa, SSL *ssl)
   X509_free(peer) ;
   return r ;
 }
+
+void tlsenv_wipe (stralloc *sa)
+{
+  if (sa->s) OPENSSL_cleanse(sa->s, sa->a) ;
+  stralloc_free(sa) ;
+}

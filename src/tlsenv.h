@@ -22,4 +22,7 @@
 extern int tlsenv_server (stralloc *sa, SSL *ssl) ;
 extern int tlsenv_client (stralloc *sa, SSL *ssl) ;
 
+/* Overwrites all sa holds (certificates, session id) and frees it. */
+extern void tlsenv_wipe (stralloc *sa) ;
+
 #endif

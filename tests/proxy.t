@@ -159,7 +159,7 @@ def refused(srv, port, data, src="127.0.0.1", reason=None, code=100, name="", cl
         return
     if reason:
         like(m.group(2), reason, "%s: the line says why" % name)
-    is_(suite.end_status(srv, m.group(1)), code << 8, "%s: exit %d" % (name, code))
+    is_(suite.end_status(srv, m.group(1), after=m.end()), code << 8, "%s: exit %d" % (name, code))
     is_(len(started()), before, "%s: the program never started" % name)
 
 

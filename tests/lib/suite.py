@@ -332,10 +332,21 @@ def pids(srv, prog="sslserver", src=None):
     return re.findall(r"^%s: pid (\d+) from %s" % (prog, tail), srv.log(), re.M)
 
 
-def end_status(srv, pid, timeout=10, prog="sslserver"):
+def end_status(srv, pid, timeout=10, prog="sslserver", after=0):
     """The wait status W of "PROG: end PID status W" in srv's log, once it
-    is there (bounded wait), or None."""
-    m = srv.wait_log(r"^%s: end %s status (\d+)$" % (prog, pid), timeout)
+    is there (bounded wait), or None. A reused engine serves several
+    connections under one pid, each from its "pid PID from" line to its
+    end line: this is the end of PID's last connection, or of the one that
+    logged at offset after in the log (a connection refused before its pid
+    line)."""
+    started = re.compile(r"^%s: pid %s from " % (prog, pid), re.M)
+    ended = re.compile(r"^%s: end %s status (\d+)$" % (prog, pid), re.M)
+
+    def last_end():
+        log = srv.log()
+        starts = [m.end() for m in started.finditer(log)]
+        return ended.search(log, max(starts[-1] if starts else 0, after))
+    m = wait_until(last_end, timeout)
     return int(m.group(1)) if m else None
 
 
