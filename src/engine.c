@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <openssl/err.h>
 
 #include <skalibs/allreadwrite.h>
 #include <skalibs/djbunix.h>
@@ -121,6 +122,8 @@ static int finish (conn *c)
 {
   engine const *e = c->e ;
   if (!e->reusable) end(c, 0, -1) ;
+  if (e->front) front_wipe() ;
+  ERR_clear_error() ;
   if (c->ctl >= 0) fd_close(c->ctl) ;
   if (c->toapp >= 0) fd_close(c->toapp) ;
   if (c->fromapp >= 0) fd_close(c->fromapp) ;

@@ -892,3 +892,8 @@ int front_run (SSL *ssl, int netr, int netw, unsigned int idlesecs, char const *
   if (!fr.fappeof) { fd_close(fr.fromapp) ; fr.fappeof = 1 ; }
   return ret ;
 }
+
+void front_wipe (void)
+{
+  explicit_bzero(&fr, sizeof(fr)) ;
+}

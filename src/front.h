@@ -52,4 +52,8 @@ extern void front_init (int protocol, int tlsrequired, int toapp, int fromapp, c
    the daemon's end of output becomes our close_notify. */
 extern int front_run (SSL *ssl, int netr, int netw, unsigned int idlesecs, char const **why) ;
 
+/* Overwrites what front_run buffered of a session: an engine that serves
+   another connection next keeps nothing of this one. */
+extern void front_wipe (void) ;
+
 #endif
