@@ -56,13 +56,15 @@ extern char **environ ;
 #define LIMIT_MAX 100000
 #define BACKLOG_MAX 65535
 #define REUSE_MAX 100000
+#define IDLE_MAX 3600
 
  /* ENGINEREUSE's default: connections one engine process serves. */
 #define REUSE_DEFAULT 100
  /* Idle engines kept for the next clients, at most this many, for at
-    most this long: a quiet server goes back to its main process alone. */
+    most ENGINEIDLE seconds: a quiet server goes back to its main process
+    alone. */
 #define POOL_IDLE_MAX 8
-#define POOL_IDLE_SECS 2
+#define IDLE_DEFAULT 10
 
 typedef struct options_s options ;
 struct options_s
@@ -156,6 +158,7 @@ static void log_config (options const *o)
   log_setting("MAXCONIP", 0) ;
   log_setting("REUSEPORT", 0) ;
   log_setting("ENGINEREUSE", "100") ;
+  log_setting("ENGINEIDLE", "10") ;
   for (char **e = environ ; *e ; e++)
     if ((*e)[strcspn(*e, ":=")] == ':' && tlsctx_var_has(*e, TLSCTX_VAR_NAMED)) log_line("config: ", *e) ;
   n[uint_fmt(n, o->limit)] = 0 ;
@@ -215,6 +218,7 @@ struct server_s
   unsigned int busy ;           /* connections being served: what -c limits */
   unsigned int capacity ;       /* entries of the table */
   unsigned int reuse ;          /* ENGINEREUSE */
+  unsigned int idlesecs ;       /* ENGINEIDLE */
   int pool ;                    /* engines may be reused (pool.h) */
   rulescache rc ;
   child *table ;                /* capacity entries */
@@ -335,7 +339,7 @@ static void engine_report (server *s, child *c)
   else c->idlesince = STAMP ;
 }
 
- /* Retires the engines idle for POOL_IDLE_SECS; *next is lowered to when
+ /* Retires the engines idle for ENGINEIDLE seconds; *next is lowered to when
     the next one will be. */
 static void retire_idle (server *s, tain *next)
 {
@@ -344,7 +348,7 @@ static void retire_idle (server *s, tain *next)
     child *c = &s->table[i] ;
     tain due ;
     if (c->busy || c->chan < 0) continue ;
-    tain_addsec(&due, &c->idlesince, POOL_IDLE_SECS) ;
+    tain_addsec(&due, &c->idlesince, s->idlesecs) ;
     if (!tain_less(&STAMP, &due)) { fd_close(c->chan) ; c->chan = -1 ; }
     else if (tain_less(&due, next)) *next = due ;
   }
@@ -829,6 +833,9 @@ int main (int argc, char const *const *argv)
     char const *m = getenv("ENGINEREUSE") ;
     s.reuse = REUSE_DEFAULT ;
     if (m && *m && !number_scan(m, 1, REUSE_MAX, &s.reuse)) die_x(100, "invalid ENGINEREUSE: ", m, " (1 to 100000)") ;
+    m = getenv("ENGINEIDLE") ;
+    s.idlesecs = IDLE_DEFAULT ;
+    if (m && *m && !number_scan(m, 1, IDLE_MAX, &s.idlesecs)) die_x(100, "invalid ENGINEIDLE: ", m, " (1 to 3600)") ;
   }
   privs_engine_from_env(&s.o.engine, (char const *const *)environ, s.o.conn.uid, s.o.conn.gid) ;
   privs_engine_check(&s.o.engine) ;

@@ -13,7 +13,8 @@
 # a refused client certificate and a failed handshake end their engine and
 # the next client is served well; -c counts busy engines, not idle ones;
 # tickets resume on a reused engine and across engines; idle engines go
-# away by themselves (at most 8 kept); SIGTERM leaves no engine behind.
+# away by themselves after ENGINEIDLE seconds (at most 8 kept), and a bad
+# ENGINEIDLE is a start-up error; SIGTERM leaves no engine behind.
 # Peers: Python's ssl, openssl s_client, gnutls-cli. The engine pid is the
 # one on the log's pid/end lines, and the program's parent.
 import os
@@ -39,7 +40,9 @@ sni_leaf = pki.leaf("server-sni", ca, dns=("a.example",))
 clientca = pki.ca("clientca")
 alice = pki.leaf("alice", clientca, dns=(), client=True, email="alice@example.org")
 bob = pki.leaf("bob", clientca, dns=(), client=True, email="bob@example.org")
-ENV = {"CERTFILE": leaf1["pem"], "KEYFILE": leaf1["key"]}
+# ENGINEIDLE=3600: an engine is not retired between two connections of a
+# test however slow the machine; the idle scenario sets its own
+ENV = {"CERTFILE": leaf1["pem"], "KEYFILE": leaf1["key"], "ENGINEIDLE": "3600"}
 CTX = suite.client_context(ca["crt"])
 D = suite.tmpdir()
 ROOT = os.geteuid() == 0
@@ -203,21 +206,6 @@ def sequential():
     c = Visit(srv)
     ok(c.rep is not None and c.pid in (a.engine, b.engine), "concurrent: then a client is given one of the two", c)
 
-    # 10. idle engines go away, silently; the next client gets a new one
-    idle = engines_of(srv)
-    ok(len(idle) >= 1, "idle: after the connections ended, engine processes are waiting", idle)
-    _, why = suite.bound(8)
-    ok(suite.wait_until(lambda: not engines_of(srv), 8), "idle: every idle engine has exited (%s)" % why,
-       engines_of(srv))
-    ok(all(not running(p) for p in idle), "idle: the engines that waited are gone, reaped (no zombie)",
-       [suite.proc_status(p) for p in idle])
-    is_(len(ends(srv)), 8, "idle: a retired engine logs no end line")
-    ok(srv.alive(), "idle: the server is still running")
-    d = Visit(srv)
-    ok(d.rep is not None and d.status == 0 and d.pid not in [str(p) for p in idle],
-       "idle: the next client is served by a new engine", d)
-    is_(suite.log_problems(srv), [], "concurrent and idle: no warning or error logged")
-
     # at most 8 idle engines are kept
     held = [Held(srv) for _ in range(10)]
     ok(all(h.rep for h in held), "idle: ten clients at once are served", [h.error for h in held])
@@ -227,13 +215,47 @@ def sequential():
     for h in held:
         h.close()
     ok(suite.wait_until(lambda: len(ends(srv)) == n + 10, 10), "idle: their ten end lines are logged")
+    ok(suite.wait_until(lambda: len(engines_of(srv)) <= 8, 10), "idle: at most 8 idle engines are kept",
+       engines_of(srv))
     left = engines_of(srv)
-    ok(len(left) <= 8, "idle: at most 8 idle engines are kept (%d left)" % len(left), left)
-    ok(suite.wait_until(lambda: not engines_of(srv), 8), "idle: ... and they go away too (%s)" % why)
+    ok(len(left) >= 1, "idle: ... and with ENGINEIDLE=3600 they are still there (%d)" % len(left), left)
     srv.stop()
 
 
 scenario("sequential", sequential)
+
+
+# ---------------------------------------------------------------- 10. idle engines go away
+def idle():
+    srv = suite.Server(FAST, env=dict(ENV, ENGINEIDLE="1"))
+    v = Visit(srv)
+    ok(v.rep is not None and v.status == 0, "idle: a client served", v)
+    _, why = suite.bound(8)
+    ok(suite.wait_until(lambda: not engines_of(srv), 8), "idle: ENGINEIDLE=1: its engine retires (%s)" % why,
+       engines_of(srv))
+    ok(not running(v.pid), "idle: the engine that waited is gone, reaped (no zombie)", suite.proc_status(int(v.pid)))
+    is_(len(ends(srv)), 1, "idle: a retired engine logs no end line")
+    ok(srv.alive(), "idle: the server is still running")
+    d = Visit(srv)
+    ok(d.rep is not None and d.status == 0 and d.pid != v.pid, "idle: the next client is served by a new engine", d)
+    held = [Held(srv) for _ in range(10)]
+    ok(all(h.rep for h in held), "idle: ten clients at once are served", [h.error for h in held])
+    for h in held:
+        h.sock.sendall(b"quit\n")
+    for h in held:
+        h.close()
+    ok(suite.wait_until(lambda: len(ends(srv)) == 12, 10), "idle: their ten end lines are logged")
+    ok(suite.wait_until(lambda: not engines_of(srv), 8), "idle: ... and their engines go away too (%s)" % why,
+       engines_of(srv))
+    is_(suite.log_problems(srv), [], "idle: no warning or error logged")
+    srv.stop()
+    for bad in ("0", "3601", "abc", "-1"):
+        rc, out, err = suite.run_server_once(["-1"], env=dict(ENV, ENGINEIDLE=bad))
+        is_((rc, err), (100, "sslserver: fatal: (100) invalid ENGINEIDLE: %s (1 to 3600)\n" % bad),
+            "ENGINEIDLE=%r: exit 100 and one line" % bad)
+
+
+scenario("idle", idle)
 
 
 # ---------------------------------------------------------------- 2. client certificates do not carry over
