@@ -22,7 +22,13 @@
  * first (firstlen bytes, or 0) goes to the peer before anything the
  * application writes (the -B banner when the engine started the program).
  * idlesecs (0 = none) bounds the time without any byte moving either way.
- * Closes toapp and fromapp. On RELAY_ERROR, *why says what failed.
+ * What the application writes in one pass (up to RELAY_BUFSIZE) goes to the
+ * network as its TLS records in one write: while it runs, the session's
+ * write BIO is a buffer of the relay's (given back to the session before
+ * it returns), and its read-ahead is on.
+ * Closes toapp and fromapp. On RELAY_ERROR, *why says what failed. The
+ * buffers are static; before it returns, whatever part of them it used is
+ * wiped, so a reused engine keeps no byte of the connection.
  */
 extern int relay_run (SSL *ssl, int netr, int netw, int toapp, int fromapp, char const *first, size_t firstlen, unsigned int idlesecs, char const **why) ;
 
