@@ -9,7 +9,9 @@
 import json
 import os
 import re
+import signal
 import socket
+import ssl
 import subprocess
 import sys
 
@@ -350,4 +352,41 @@ ok(rep is not None and found(memory, by_rule["key"]), "engine of a connection un
 for other in (secret, sni_a, sni_b, sni_c):
     is_(found(memory, other["key"]), [], "engine under the rule's pair: %s's private key is not in its memory" % other["name"])
 ok(PASSPHRASE not in memory, "engine under the rule's pair: the key passphrase is not in its memory")
+srv.stop()
+
+# ---------------------------------------------------------------- what a reused engine keeps
+# An engine whose connection ended well waits for the next one
+# (ENGINEREUSE): nothing that connection relayed, either way, may stay in
+# its memory. The program upper-cases what it reads, so the client's bytes
+# (network to program) and the program's (program to network) differ. The
+# control: while the connection is open, both are found. The engine is
+# stopped while it is read, so that it cannot be retired meanwhile.
+UPPER = "import sys\nfor l in sys.stdin.buffer:\n    sys.stdout.buffer.write(l.upper())\n    sys.stdout.flush()\n"
+srv = suite.Server(["-v"], app=[suite.PYTHON, "-c", UPPER], env={"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"]})
+ok(srv.port, "server with reusable engines started")
+MARK = b"relayed-%s-" % os.urandom(12).hex().encode()
+payload = b"".join(MARK + b"%06d\n" % i for i in range(4000))   # 164 kB: many records, the buffers wrap
+pid, during, after, how = None, b"", b"", None
+with suite.tls_connect(srv.port, ctx) as s:
+    echoed, how, _ = suite.tls_exchange(s, payload, until=len(payload), timeout=20)
+    p = suite.pids(srv)
+    pid = int(p[0]) if p else None
+    during = Memory(pid) if pid else b""
+    try:
+        s.unwrap()   # our close_notify: the program sees EOF, the engine answers
+    except (OSError, ssl.SSLError) as e:
+        diag("unwrap: %s" % e)
+is_((how, echoed == payload.upper()), ("enough", True), "reused engine: the program's answer came back whole")
+is_(suite.end_status(srv, pid) if pid else None, 0, "reused engine: the connection ended, status 0")
+try:
+    os.kill(pid, signal.SIGSTOP)
+    after = Memory(pid)
+    os.kill(pid, signal.SIGCONT)
+except (OSError, TypeError) as e:
+    diag("engine %r: %s" % (pid, e))
+ok(MARK in during and MARK.upper() in during,
+   "reused engine: while the connection is open, what it relays is in its memory (the search works)")
+ok(len(after) > 100000, "reused engine: after the connection, the engine waits for the next one and its memory was read")
+ok(MARK not in after, "reused engine: after the connection, none of the client's bytes is in its memory")
+ok(MARK.upper() not in after, "reused engine: after the connection, none of the program's bytes is in its memory")
 srv.stop()
