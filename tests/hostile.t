@@ -371,6 +371,67 @@ for app, name in ((["cat"], "cat"), (["head", "-n", "1"], "head -n 1")):
     is_(suite.end_status(srv, p[0]) if p else None, 0, "1 MB line via %s: end line, status 0" % name)
     srv.stop()
 
+# ----------------------------------------------------------------------
+# 3b. A slow reader of a 16 MB download. The client first reads nothing
+# until the engine has stopped: the program's output pipe holds bytes, and
+# the engine made no read or write between two looks (it waits in poll for
+# the socket; a spinning engine never stands still). Then it reads in small
+# pieces with pauses, then at full speed to the close_notify: every byte
+# must arrive, in order.
+BIG = 16 << 20
+blob = os.path.join(WORK, "download.bin")
+with open(blob, "wb") as f:
+    f.write(os.urandom(BIG))
+with open(blob, "rb") as f:
+    blob_sha = hashlib.sha256(f.read()).hexdigest()
+
+
+def syscalls(pid):
+    """Reads and writes process pid has made (/proc/PID/io), None if unseen."""
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            kv = dict(x.split(": ") for x in f.read().splitlines())
+        return int(kv["syscr"]) + int(kv["syscw"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+srv = server([], ["sh", "-c", "echo $$; exec cat %s" % blob])
+s = strict(srv.port, timeout=20)
+apppid = int(suite.read_line(s, 20).strip() or 0)
+p = suite.pids(srv)
+enginepid = int(p[0]) if p else 0
+seen = [None]
+
+
+def engine_waits():
+    n, was = syscalls(enginepid), seen[0]
+    seen[0] = n
+    return n is not None and n == was and bool(pipe_bytes(apppid, 1))
+
+
+ok(suite.wait_until(engine_waits, 20, step=0.1),
+   "slow reader: with the client not reading, the engine waits (program's pipe %r bytes, engine's reads and writes %r)"
+   % (pipe_bytes(apppid, 1), syscalls(enginepid)))
+got = []
+s.settimeout(suite.patience(20))
+try:
+    for i in range(200):
+        got.append(s.recv(1000 + i))
+        time.sleep(0.002)
+    slow = sum(len(c) for c in got)
+except (OSError, ssl.SSLError) as e:
+    slow = "%s: %s" % (type(e).__name__, e)
+ok(isinstance(slow, int) and slow > 0, "slow reader: small reads with pauses (%r bytes)" % slow)
+rest, how = ending(s, 60)
+s.close()
+data = b"".join(got) + rest
+is_(len(data), BIG, "slow reader: then at full speed: all 16 MB arrived")
+is_(hashlib.sha256(data).hexdigest(), blob_sha, "slow reader: in order (same SHA-256)")
+is_(how, "close_notify", "slow reader: the session ends with a close_notify")
+is_(suite.end_status(srv, enginepid, 20) if enginepid else None, 0, "slow reader: end line, status 0")
+srv.stop()
+
 # ======================================================================
 # 4. Programs that misbehave.
 # 4a. It crashes: kill -SEGV itself.
