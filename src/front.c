@@ -1,6 +1,7 @@
 /* ISC license. */
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <string.h>
 #include <strings.h>
@@ -27,6 +28,7 @@ struct buf_s
 {
   size_t len ;
   size_t max ;
+  size_t hw ;                   /* the most it held: what front_wipe clears */
   char s[BUFSIZE] ;
 } ;
 
@@ -71,10 +73,6 @@ struct front_s
   SSL *ssl ;
   int netr ;
   int netw ;
-  buf cin ;                     /* from the client */
-  buf cout ;                    /* to the client */
-  buf tapp ;                    /* to the daemon */
-  buf fapp ;                    /* from the daemon */
   pending q[NPENDING] ;
   unsigned int qhead ;
   unsigned int qlen ;
@@ -103,6 +101,13 @@ struct front_s
   unsigned int tappclosed : 1 ;
   unsigned int fappeof : 1 ;
   char const *why ;
+  /* last, so that the state above is cleared without touching them:
+     pages of theirs that a connection never used stay shared with the
+     main process (memory per idle connection) */
+  buf cin ;                     /* from the client */
+  buf cout ;                    /* to the client */
+  buf tapp ;                    /* to the daemon */
+  buf fapp ;                    /* from the daemon */
 } ;
 
 static front fr ;   /* 64 kB of buffers: static, not on the stack */
@@ -117,7 +122,8 @@ int front_protocol (char const *name)
 
 void front_init (int protocol, int tlsrequired, int toapp, int fromapp, char const *pid)
 {
-  memset(&fr, 0, sizeof(fr)) ;
+  memset(&fr, 0, offsetof(front, cin)) ;
+  fr.cin.len = fr.cout.len = fr.tapp.len = fr.fapp.len = 0 ;
   fr.proto = protocol ;
   fr.tlsrequired = !!tlsrequired ;
   fr.toapp = toapp ;
@@ -138,10 +144,16 @@ static size_t room (buf const *b)
   return b->max - b->len ;
 }
 
+static void grown (buf *b, size_t n)
+{
+  b->len += n ;
+  if (b->len > b->hw) b->hw = b->len ;
+}
+
 static void put (buf *b, char const *s, size_t n)
 {
   memcpy(b->s + b->len, s, n) ;   /* callers checked room */
-  b->len += n ;
+  grown(b, n) ;
 }
 
 static void puts_ (buf *b, char const *s)
@@ -713,12 +725,12 @@ static int read_client (void)
   {
     ERR_clear_error() ;
     n = SSL_read(fr.ssl, fr.cin.s + fr.cin.len, room(&fr.cin)) ;
-    if (n > 0) { fr.cin.len += n ; return 1 ; }
+    if (n > 0) { grown(&fr.cin, n) ; return 1 ; }
     if (SSL_get_error(fr.ssl, n) == SSL_ERROR_ZERO_RETURN) { fr.cineof = 1 ; return 1 ; }
     return tls_wait(n, &fr.creading) ;
   }
   n = read(fr.netr, fr.cin.s + fr.cin.len, room(&fr.cin)) ;
-  if (n > 0) { fr.cin.len += n ; return 1 ; }
+  if (n > 0) { grown(&fr.cin, n) ; return 1 ; }
   if (!n) { fr.cineof = 1 ; return 1 ; }
   if (errno == EAGAIN) { fr.creading = WANTS_READ ; return 0 ; }
   if (errno == EINTR) return 0 ;
@@ -786,7 +798,7 @@ static int read_app (void)
   ssize_t n ;
   if (fr.fappeof || !room(&fr.fapp)) return 0 ;
   n = read(fr.fromapp, fr.fapp.s + fr.fapp.len, room(&fr.fapp)) ;
-  if (n > 0) { fr.fapp.len += n ; return 1 ; }
+  if (n > 0) { grown(&fr.fapp, n) ; return 1 ; }
   if (!n) { fr.fappeof = 1 ; return 1 ; }
   if (errno == EAGAIN || errno == EINTR) return 0 ;
   fr.why = strerror(errno) ;
@@ -893,7 +905,17 @@ int front_run (SSL *ssl, int netr, int netw, unsigned int idlesecs, char const *
   return ret ;
 }
 
+static void wipe_buf (buf *b)
+{
+  explicit_bzero(b->s, b->hw) ;
+  b->len = b->hw = 0 ;
+}
+
 void front_wipe (void)
 {
-  explicit_bzero(&fr, sizeof(fr)) ;
+  explicit_bzero(&fr, offsetof(front, cin)) ;
+  wipe_buf(&fr.cin) ;
+  wipe_buf(&fr.cout) ;
+  wipe_buf(&fr.tapp) ;
+  wipe_buf(&fr.fapp) ;
 }

@@ -390,3 +390,43 @@ ok(len(after) > 100000, "reused engine: after the connection, the engine waits f
 ok(MARK not in after, "reused engine: after the connection, none of the client's bytes is in its memory")
 ok(MARK.upper() not in after, "reused engine: after the connection, none of the program's bytes is in its memory")
 srv.stop()
+
+# ---------------------------------------------------------------- what a reused STARTTLS front keeps
+# The same with STARTTLS=smtp: the lines the front read and passed in the
+# clear before STARTTLS, and the daemon's replies, sit in the front's own
+# buffers; none may stay in the engine once the session ended well.
+record = os.path.join(WORK, "front-lines")
+srv = suite.Server(["-v"], env={"CERTFILE": leaf["pem"], "KEYFILE": leaf["key"], "STARTTLS": "smtp"},
+                   app=[suite.PYTHON, os.path.join(suite.BIN, "line-daemon.py"), "smtp", record])
+ok(srv.port, "server with a STARTTLS front and reusable engines started")
+# searched for, the random part: later lines overwrite a buffer's start
+FHEX = os.urandom(12).hex().encode()
+FMARK = b"front-" + FHEX + b".example"
+pid, during, after, replies = None, b"", b"", []
+try:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
+        replies.append(suite.smtp_reply(raw))
+        raw.sendall(b"EHLO " + FMARK + b"\r\n")
+        replies.append(suite.smtp_reply(raw))
+        p = suite.pids(srv)
+        pid = int(p[0]) if p else None
+        during = Memory(pid) if pid else b""
+        raw.sendall(b"STARTTLS\r\n")
+        replies.append(suite.smtp_reply(raw))
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"QUIT\r\n")
+            replies.append(suite.smtp_reply(s))
+except (OSError, ssl.SSLError) as e:
+    diag("STARTTLS session: %s" % e)
+is_(replies[-1:], [["221 2.0.0 bye"]], "reused front: the session went through STARTTLS to QUIT's reply")
+is_(suite.end_status(srv, pid) if pid else None, 0, "reused front: the session ended, status 0")
+try:
+    os.kill(pid, signal.SIGSTOP)
+    after = Memory(pid)
+    os.kill(pid, signal.SIGCONT)
+except (OSError, TypeError) as e:
+    diag("engine %r: %s" % (pid, e))
+ok(FHEX in during, "reused front: during the session, the line passed in the clear is in its memory (the search works)")
+ok(len(after) > 100000, "reused front: after the session, the engine waits for the next one and its memory was read")
+ok(FHEX not in after, "reused front: after the session, the line passed in the clear is not in its memory")
+srv.stop()
