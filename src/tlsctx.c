@@ -1010,6 +1010,7 @@ static void warm_one (SSL_CTX *server, int version)
   c = SSL_new(cctx) ;
   sv = SSL_new(server) ;
   if (!c || !sv || !BIO_new_bio_pair(&cb, 0, &sb, 0)) goto end ;
+  offer_watch(sv, 0) ;   /* its ex_data index: registered once, here */
   SSL_set_bio(c, cb, cb) ;
   SSL_set_bio(sv, sb, sb) ;
   cb = sb = 0 ;
