@@ -354,6 +354,20 @@ for other in (secret, sni_a, sni_b, sni_c):
 ok(PASSPHRASE not in memory, "engine under the rule's pair: the key passphrase is not in its memory")
 srv.stop()
 
+def stopped_memory(pid):
+    """Memory(pid) read while the process is stopped, so that an idle
+    engine cannot be retired meanwhile; b"" if it cannot be read."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            return Memory(pid)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    except (OSError, TypeError) as e:
+        diag("engine %r: %s" % (pid, e))
+        return b""
+
+
 # ---------------------------------------------------------------- what a reused engine keeps
 # An engine whose connection ended well waits for the next one
 # (ENGINEREUSE): nothing that connection relayed, either way, may stay in
@@ -366,7 +380,7 @@ srv = suite.Server(["-v"], app=[suite.PYTHON, "-c", UPPER], env={"CERTFILE": lea
 ok(srv.port, "server with reusable engines started")
 MARK = b"relayed-%s-" % os.urandom(12).hex().encode()
 payload = b"".join(MARK + b"%06d\n" % i for i in range(4000))   # 164 kB: many records, the buffers wrap
-pid, during, after, how = None, b"", b"", None
+pid, during, how = None, b"", None
 with suite.tls_connect(srv.port, ctx) as s:
     echoed, how, _ = suite.tls_exchange(s, payload, until=len(payload), timeout=20)
     p = suite.pids(srv)
@@ -378,12 +392,7 @@ with suite.tls_connect(srv.port, ctx) as s:
         diag("unwrap: %s" % e)
 is_((how, echoed == payload.upper()), ("enough", True), "reused engine: the program's answer came back whole")
 is_(suite.end_status(srv, pid) if pid else None, 0, "reused engine: the connection ended, status 0")
-try:
-    os.kill(pid, signal.SIGSTOP)
-    after = Memory(pid)
-    os.kill(pid, signal.SIGCONT)
-except (OSError, TypeError) as e:
-    diag("engine %r: %s" % (pid, e))
+after = stopped_memory(pid)
 ok(MARK in during and MARK.upper() in during,
    "reused engine: while the connection is open, what it relays is in its memory (the search works)")
 ok(len(after) > 100000, "reused engine: after the connection, the engine waits for the next one and its memory was read")
@@ -402,7 +411,7 @@ ok(srv.port, "server with a STARTTLS front and reusable engines started")
 # searched for, the random part: later lines overwrite a buffer's start
 FHEX = os.urandom(12).hex().encode()
 FMARK = b"front-" + FHEX + b".example"
-pid, during, after, replies = None, b"", b"", []
+pid, during, replies = None, b"", []
 try:
     with socket.create_connection(("127.0.0.1", srv.port), timeout=suite.patience(10)) as raw:
         replies.append(suite.smtp_reply(raw))
@@ -420,12 +429,7 @@ except (OSError, ssl.SSLError) as e:
     diag("STARTTLS session: %s" % e)
 is_(replies[-1:], [["221 2.0.0 bye"]], "reused front: the session went through STARTTLS to QUIT's reply")
 is_(suite.end_status(srv, pid) if pid else None, 0, "reused front: the session ended, status 0")
-try:
-    os.kill(pid, signal.SIGSTOP)
-    after = Memory(pid)
-    os.kill(pid, signal.SIGCONT)
-except (OSError, TypeError) as e:
-    diag("engine %r: %s" % (pid, e))
+after = stopped_memory(pid)
 ok(FHEX in during, "reused front: during the session, the line passed in the clear is in its memory (the search works)")
 ok(len(after) > 100000, "reused front: after the session, the engine waits for the next one and its memory was read")
 ok(FHEX not in after, "reused front: after the session, the line passed in the clear is not in its memory")
